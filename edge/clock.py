@@ -1,0 +1,94 @@
+"""Injectable clocks.
+
+Every component reads time through a Clock so that dwell times of minutes can be tested in seconds:
+tests pass a FakeClock and advance it; production uses SystemClock.
+"""
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+
+
+class Clock:
+    """Interface: wall time (UTC epoch seconds), monotonic time and an awaitable sleep."""
+
+    def time(self) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def monotonic(self) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def time_ms(self) -> int:
+        return int(self.time() * 1000)
+
+
+class SystemClock(Clock):
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class FakeClock(Clock):
+    """A clock that only moves when told to.
+
+    `sleep()` parks the caller until `advance()` moves time past its deadline, so a test can run
+    "ten minutes" of component behaviour in milliseconds of real time.
+    """
+
+    def __init__(self, start: float = 1_780_000_000.0):
+        self._now = float(start)
+        self._mono = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future]] = []
+        self._counter = itertools.count()
+
+    def time(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._mono + seconds, next(self._counter), fut))
+        await fut
+
+    def set(self, epoch_seconds: float) -> None:
+        """Jump wall time (monotonic time is not affected, as on a real NTP step)."""
+        self._now = float(epoch_seconds)
+
+    async def advance(self, seconds: float, step: float | None = None) -> None:
+        """Move time forward, waking sleepers in deadline order and letting them run.
+
+        With `step`, time moves in increments so periodic loops run once per step.
+        """
+        target = self._mono + seconds
+        step = step or seconds
+        while self._mono < target - 1e-12:
+            nxt = min(target, self._mono + step)
+            while self._sleepers and self._sleepers[0][0] <= nxt:
+                deadline, _, fut = heapq.heappop(self._sleepers)
+                delta = max(0.0, deadline - self._mono)
+                self._mono += delta
+                self._now += delta
+                if not fut.done():
+                    fut.set_result(None)
+                for _ in range(5):
+                    await asyncio.sleep(0)
+            delta = nxt - self._mono
+            self._mono += delta
+            self._now += delta
+            for _ in range(5):
+                await asyncio.sleep(0)

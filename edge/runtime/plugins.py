@@ -1,0 +1,42 @@
+"""Where components come from.
+
+Each module listed here exposes `build_components(config, ctx) -> list[Component]`. The supervisor calls
+them in order; a package that is not installed (or not written yet) is skipped. Adding a device family
+means adding a module here, never editing the supervisor.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger("edge.plugins")
+
+BUILDERS = [
+    "edge.runtime.housekeeping",
+    "drivers.access",
+    "drivers.bins",
+    "drivers.cameras",
+    "edge.analytics",
+    "edge.alerts",
+    "cloud_bridge",
+    "edge.notify",
+    "edge.web",
+]
+
+
+def build_all(config, ctx) -> list:
+    components = []
+    for name in BUILDERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                log.debug("plugin module not present", extra={"module": name})
+                continue
+            raise
+        builder = getattr(module, "build_components", None)
+        if builder is None:
+            continue
+        built = builder(config, ctx) or []
+        components.extend(built)
+    return components

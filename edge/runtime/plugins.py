@@ -21,6 +21,7 @@ BUILDERS = [
     "cloud_bridge",
     "edge.notify",
     "edge.web",
+    "edge.deploy",
 ]
 
 

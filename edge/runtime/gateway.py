@@ -41,6 +41,7 @@ class Gateway:
         ctx = RuntimeContext(config=self.config, store=store, bus=bus, clock=self.clock,
                              config_path=self.config_path, log=logging.getLogger("edge"))
         ctx.services["gateway"] = self
+        ctx.services["loop"] = asyncio.get_running_loop()
         self.ctx = ctx
         components = build_all(self.config, ctx) + list(self._extra)
         self.supervisor = Supervisor(ctx, components)

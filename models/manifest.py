@@ -191,7 +191,8 @@ def _label_map_from(labels: list[str] | dict[int, str]) -> dict[int, str]:
 
 def _find_labels_file(name: str, base: Path) -> Path:
     p = Path(name)
-    candidates = [p] if p.is_absolute() else [base / p, BUILTIN_LABELS_DIR / p]
+    # next to the manifest first; then the shipped lists, so an installer can write `labels_file: coco80.txt`
+    candidates = [p] if p.is_absolute() else [base / p, BUILTIN_LABELS_DIR.parent / p, BUILTIN_LABELS_DIR / p]
     for c in candidates:
         if c.is_file():
             return c

@@ -215,17 +215,18 @@ def list_models(extra_dirs: Iterable[str | Path] = ()) -> list[tuple[Path, Model
     return out
 
 
-def find_manifest(name_or_path: str | Path, extra_dirs: Iterable[str | Path] = ()) -> ModelManifest:
+def find_manifest(name_or_path: str | Path, extra_dirs: Iterable[str | Path] = (),
+                  check_file: bool = True) -> ModelManifest:
     """A manifest path, an .onnx with a manifest of the same stem beside it, or a model name ("default" ok)."""
     raw = str(name_or_path)
     p = Path(raw).expanduser()
     if p.is_file():
         if p.suffix.lower() in MANIFEST_SUFFIXES:
-            return load_manifest(p)
+            return load_manifest(p, check_file)
         if p.suffix.lower() == ".onnx":
             for suffix in MANIFEST_SUFFIXES:
                 if p.with_suffix(suffix).is_file():
-                    return load_manifest(p.with_suffix(suffix))
+                    return load_manifest(p.with_suffix(suffix), check_file)
             raise ManifestError(f"{p}: no manifest beside it (expected {p.with_suffix('.yaml').name}); "
                                 "see models/README.md")
         raise ManifestError(f"{p}: not a manifest (.yaml/.yml/.json) or .onnx file")
@@ -236,7 +237,7 @@ def find_manifest(name_or_path: str | Path, extra_dirs: Iterable[str | Path] = (
     broken: list[ModelError] = []
     for path in _manifest_files(search_dirs(extra_dirs)):
         try:
-            m = load_manifest(path)
+            m = load_manifest(path, check_file)
         except ModelError as e:
             if path.stem == name:
                 raise

@@ -17,9 +17,13 @@ _counter = 0
 
 
 def uuid7(ms: int | None = None) -> str:
+    """A new UUIDv7. With `ms` (e.g. from an injected clock) the id carries that time but is only
+    unique, not ordered against ids made from the wall clock."""
+    if ms is not None:
+        return _build(int(ms), int.from_bytes(os.urandom(2), "big") & 0xFFF)
     global _last_ms, _counter
     with _lock:
-        now = int(time.time() * 1000) if ms is None else int(ms)
+        now = int(time.time() * 1000)
         if now <= _last_ms:
             now = _last_ms
             _counter += 1
@@ -30,6 +34,10 @@ def uuid7(ms: int | None = None) -> str:
             _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave headroom for increments
         _last_ms = now
         counter = _counter
+    return _build(now, counter)
+
+
+def _build(now: int, counter: int) -> str:
     rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (now & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76

@@ -1,0 +1,1 @@
+"""Simulators for every piece of hardware (real wire formats) and for the county platform."""

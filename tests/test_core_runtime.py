@@ -130,3 +130,26 @@ web: {{enabled: false}}
     kinds = s.events_by_kind()
     assert kinds.get("gateway.started") == 1 and kinds.get("gateway.stopped") == 1
     s.close()
+
+
+async def test_reload_config_applies_live_sections_and_rejects_invalid(tmp_path):
+    conf = tmp_path / "edge.yaml"
+    base = f"""gateway: {{id: gw-t, compound_id: cp-t, county_code: "330106"}}
+storage: {{path: {tmp_path / 'data'}}}
+web: {{enabled: false}}
+"""
+    conf.write_text(base)
+    from edge.config import load_config
+    gw = Gateway(load_config(conf), conf)
+    ctx = await gw.start()
+    calls = []
+    ctx.services["zones_changed"] = lambda c: calls.append(len(c.schedules))
+    conf.write_text(base + "schedules:\n  - {id: s1, windows: ['07:00-09:00']}\nlogging: {level: DEBUG}\n")
+    r = ctx.services["reload_config"]()
+    assert r["ok"] and r["applied_live"] == ["schedules"] and r["restart_required"] == ["logging"]
+    assert calls == [1] and gw.config.schedules[0].id == "s1"
+    conf.write_text(base + "schedules: [{id: s1, windows: ['09:00-07:00']}]\n")
+    r = ctx.services["reload_config"]()
+    assert not r["ok"] and "end must be after start" in r["problems"][0]
+    assert gw.config.schedules[0].windows == ["07:00-09:00"]  # running config unchanged
+    await gw.stop()

@@ -42,6 +42,7 @@ class Gateway:
                              config_path=self.config_path, log=logging.getLogger("edge"))
         ctx.services["gateway"] = self
         ctx.services["loop"] = asyncio.get_running_loop()
+        ctx.services["reload_config"] = self.reload_config
         self.ctx = ctx
         components = build_all(self.config, ctx) + list(self._extra)
         self.supervisor = Supervisor(ctx, components)
@@ -63,6 +64,39 @@ class Gateway:
         await self.ctx.bus.stop()
         self.ctx.store.close()
         log.info("gateway stopped cleanly", extra={"stop_s": round(time.monotonic() - t0, 3)})
+
+    # Sections that running components re-read on their own when told; everything else needs a restart.
+    LIVE_SECTIONS = ("zones", "schedules", "stations", "alerts")
+
+    def reload_config(self) -> dict:
+        """Re-read the config file; apply zone/schedule/alert changes live, list what needs a restart.
+
+        An invalid file changes nothing and returns its problems (the running config stays in force).
+        """
+        from edge.config import ConfigError, load_config
+
+        if self.config_path is None:
+            return {"ok": False, "error": "the gateway was started without a config file"}
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            return {"ok": False, "error": "invalid config", "problems": [str(p) for p in exc.problems]}
+        old_d, new_d = self.config.model_dump(mode="json"), new.model_dump(mode="json")
+        changed = sorted(k for k in new_d if old_d.get(k) != new_d.get(k))
+        live = [k for k in changed if k in self.LIVE_SECTIONS]
+        restart = [k for k in changed if k not in self.LIVE_SECTIONS]
+        applied = []
+        if live:
+            for k in live:
+                setattr(self.config, k, getattr(new, k))
+            for hook in ("zones_changed", "alerts_changed"):
+                fn = self.ctx.services.get(hook) if self.ctx else None
+                if fn is not None:
+                    fn(self.config)
+                    applied.append(hook)
+        log.info("config reloaded", extra={"changed": changed, "applied_live": live, "restart_required": restart})
+        return {"ok": True, "changed": changed, "applied_live": live, "restart_required": restart,
+                "hooks": applied, "config_hash": self.config.config_hash()}
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()

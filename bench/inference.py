@@ -76,6 +76,7 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=Path, default=None, help="photo folder (default: /work/shared/data/images)")
     ap.add_argument("--compare", type=Path, metavar="DIR", help="measure the candidate models in DIR instead")
     ap.add_argument("--min-score", type=float, default=0.3, help="detection floor for --compare")
+    ap.add_argument("--json", action="store_true", help="accepted for `edge bench inference --json`; output is JSON")
     args = ap.parse_args(argv)
     image_dir = args.images or benchmark.default_image_dir()
     if args.compare:

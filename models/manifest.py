@@ -230,9 +230,9 @@ def format_validation_error(e: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _load_yaml(text: str) -> Any:
+def _load_yaml(path: Path) -> Any:
     from ruamel.yaml import YAML  # the project's YAML library (edge.yaml uses it too)
-    return YAML(typ="safe", pure=True).load(text)
+    return YAML(typ="safe", pure=True).load(path)   # a Path, so errors name the file and line
 
 
 def parse_manifest(data: Any, base_dir: Path, source: str = "<manifest>") -> ModelManifest:
@@ -255,7 +255,7 @@ def load_manifest(path: str | Path, check_file: bool = True) -> ModelManifest:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            data = _load_yaml(text)
+            data = _load_yaml(path)
     except Exception as e:  # json.JSONDecodeError, ruamel.yaml.YAMLError: both carry the line in the message
         raise ManifestError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
                             f"{str(e).strip()}") from None

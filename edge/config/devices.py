@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Id, Secret, Strict
 
@@ -54,12 +54,31 @@ class WiegandSerial(Strict):
 
 
 class RegisterMap(Strict):
-    function: Literal[3, 4] = 3
-    distance_processed: int = 0x0100
-    distance_realtime: int = 0x0101
-    temperature: int | None = 0x0102
-    temperature_scale: float = 0.1
-    tilt: int | None = None
+    """Where a sensor model keeps its values. The default is the DYP ultrasonic map (function 03)."""
+
+    function: Literal[3, 4] = Field(default=3, description="3 = holding registers, 4 = input registers")
+    distance_processed: int = Field(default=0x0100, ge=0, le=0xFFFF, description="filtered distance, mm")
+    distance_realtime: int | None = Field(default=0x0101, ge=0, le=0xFFFF, description="last raw echo, mm")
+    distance_source: Literal["processed", "realtime"] = Field(
+        default="processed", description="which distance register the fill level is computed from")
+    temperature: int | None = Field(default=0x0102, ge=0, le=0xFFFF, description="temperature register")
+    temperature_scale: float = Field(default=0.1, description="degrees C per count (signed 16-bit)")
+    tilt: int | None = Field(default=None, ge=0, le=0xFFFF, description="tilt register, if the model has one")
+    tilt_scale: float = Field(default=1.0, description="degrees per count")
+
+    @model_validator(mode="after")
+    def _check_source(self) -> "RegisterMap":
+        if self.distance_source == "realtime" and self.distance_realtime is None:
+            raise ValueError("distance_source is realtime but distance_realtime is not set")
+        return self
+
+
+#: Named register maps (`register_map: dyp` in edge.yaml, `--map dyp` for `edge probe modbus`).
+REGISTER_MAP_PRESETS: dict[str, dict] = {
+    "dyp": {},  # DYP-A01/A02/A08 RS485: 0x0100 processed mm, 0x0101 real-time mm, 0x0102 temperature x0.1 C
+    "dyp-realtime": {"distance_source": "realtime"},
+    "dyp-input": {"function": 4},  # firmware variants that expose the same map as input registers
+}
 
 
 class BinCalibration(Strict):
@@ -73,6 +92,10 @@ class BinCalibration(Strict):
     report_every_s: float = Field(default=600, gt=0)
     temperature_alarm_c: float = Field(default=60)
     temperature_rise_c_per_min: float = Field(default=5, gt=0)
+    temperature_rate_window_s: float = Field(default=120, gt=0,
+                                             description="rate of rise is the slope over this much history")
+    temperature_clear_margin_c: float = Field(default=5, ge=0,
+                                              description="alarm clears this far below temperature_alarm_c")
     median_window: int = Field(default=5, ge=1, le=31)
 
     @model_validator(mode="after")
@@ -86,7 +109,17 @@ class BinCalibration(Strict):
 
 class ModbusSensor(BinCalibration):
     unit: int = Field(ge=1, le=247, description="Modbus slave address")
-    register_map: RegisterMap = Field(default_factory=RegisterMap)
+    register_map: RegisterMap = Field(default_factory=RegisterMap,
+                                      description="a preset name (dyp, dyp-realtime, dyp-input) or a custom map")
+
+    @field_validator("register_map", mode="before")
+    @classmethod
+    def _preset(cls, v):
+        if isinstance(v, str):
+            if v not in REGISTER_MAP_PRESETS:
+                raise ValueError(f"unknown register map {v!r}; presets: {', '.join(sorted(REGISTER_MAP_PRESETS))}")
+            return dict(REGISTER_MAP_PRESETS[v])
+        return v
 
 
 class ModbusLevelBus(Strict):
@@ -97,6 +130,8 @@ class ModbusLevelBus(Strict):
     poll_interval_s: float = Field(default=10, gt=0)
     timeout_s: float = Field(default=0.5, gt=0)
     offline_after_missed: int = Field(default=3, ge=1)
+    retries: int = Field(default=1, ge=0, le=3, description="re-asks after a corrupted reply (not after silence)")
+    reconnect_max_s: float = Field(default=30, gt=0, description="reopen backoff cap after a USB-serial unplug")
 
     @model_validator(mode="after")
     def _unique_units(self) -> "ModbusLevelBus":
@@ -112,6 +147,8 @@ class UartLevelSensor(BinCalibration):
     id: Id
     serial: SerialPort
     offline_after_s: float = Field(default=5, gt=0)
+    evaluate_every_s: float = Field(default=1.0, gt=0, description="how often streamed echoes are evaluated")
+    reconnect_max_s: float = Field(default=30, gt=0, description="reopen backoff cap after a USB-serial unplug")
 
 
 DeviceConfig = Annotated[

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from models import load_detector
+from models import ModelLoadError, load_detector
 from models.decoders import DECODERS, DecoderError
 from models.decoders.centernet import CenterNetDecoder, CenterNetOptions
 from models.decoders.nanodet import NanoDetDecoder, NanoDetOptions
@@ -160,10 +160,16 @@ def test_preprocess_nhwc_bgr_mean_std(tmp_path):
     assert det.detect(img) == []
 
 
-def test_fixed_input_shape_must_match_manifest(tmp_path):
-    from models import ModelLoadError
+def test_manifest_must_match_the_model(tmp_path):
+    pred = yolo_pred([], 3)
     with pytest.raises(ModelLoadError, match="needs \\[None, 3, 320, 320\\]"):
-        load_detector(yolo_manifest(tmp_path, yolo_pred([], 3), input_size=[320, 320]))
+        load_detector(yolo_manifest(tmp_path, pred, input_size=[320, 320]))
+    with pytest.raises(ModelLoadError, match="needs \\[None, 640, 640, 3\\]"):
+        load_detector(yolo_manifest(tmp_path, pred, layout="NHWC"))
+    with pytest.raises(ModelLoadError, match="is tensor\\(float\\), manifest says dtype uint8"):
+        load_detector(yolo_manifest(tmp_path, pred, dtype="uint8", normalization={}))
+    with pytest.raises(ModelLoadError, match="no input named 'image_tensor:0' \\(inputs: \\['images'\\]\\)"):
+        load_detector(yolo_manifest(tmp_path, pred, input_name="image_tensor:0"))
 
 
 # ---- NanoDet ------------------------------------------------------------------------------------------------

@@ -33,6 +33,13 @@ def _config_schema(args) -> int:
     return 0
 
 
+def _config_reference(args) -> int:
+    from edge.config.reference import reference_markdown
+
+    print(reference_markdown(), end="")
+    return 0
+
+
 def _run(args) -> int:
     from edge.config import ConfigError, load_config
     from edge.runtime import Gateway
@@ -94,6 +101,9 @@ def register_cli(sub) -> None:
 
     p = sub.add_parser("config-schema", help="print the JSON Schema of edge.yaml")
     p.set_defaults(func=_config_schema)
+
+    p = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
+    p.set_defaults(func=_config_reference)
 
     p = sub.add_parser("run", help="run the gateway")
     p.add_argument("-c", "--config", default="/etc/edge-gateway/edge.yaml")

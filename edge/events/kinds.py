@@ -221,4 +221,6 @@ register_kind("gateway.storage_eviction", "disk budget exceeded; events were evi
 register_kind("gateway.started", "the gateway process started", GenericPayload, S.INFO, P.STATUS)
 register_kind("gateway.stopped", "the gateway process stopped cleanly", GenericPayload, S.INFO, P.STATUS)
 register_kind("gateway.test", "test event (edge doctor, benchmarks)", GenericPayload, S.INFO, P.TELEMETRY)
+register_kind("config.changed", "a person changed the configuration (console zone editor)", GenericPayload,
+              S.INFO, P.STATUS)
 del S, P

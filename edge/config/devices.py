@@ -30,6 +30,19 @@ class UhppoteController(Strict):
     offline_after_missed: int = Field(default=3, ge=1)
     timeout_s: float = Field(default=1.0, gt=0)
     held_open_s: float = Field(default=60, gt=0)
+    retries: int = Field(default=2, ge=0, le=5, description="re-sends of a request that got no reply")
+    listen_host: str = Field(default="0.0.0.0", description="local address the event listener binds to")
+    listener_address: str | None = Field(
+        default=None, pattern=r"^\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?$",
+        description="this gateway's IP[:port] as the controller sees it; when set, the controller is told "
+                    "to push events there (set-listener) on every (re)connection")
+    accept_any_source: bool = Field(default=False, description="accept pushed events from any IP (NAT in between)")
+    record_special_events: bool = Field(default=True, description="ask the controller to log door open/close/button")
+    time_sync_tolerance_s: float = Field(default=2, gt=0, description="set the controller clock beyond this drift")
+    time_sync_every_s: float = Field(default=3600, gt=0)
+    backfill_max: int = Field(default=10_000, ge=1, description="most records fetched to close one gap")
+    backfill_on_first_start: int = Field(default=0, ge=0, description="history imported the first time a "
+                                         "controller is seen and it has no downloaded-index register set")
 
 
 class OsdpReader(Strict):
@@ -41,6 +54,12 @@ class OsdpReader(Strict):
     door: int | None = None
     name: str = ""
     offline_after_s: float = Field(default=5, gt=0)
+    allow: list[str] | None = Field(default=None, description="credentials (facility:card) the gateway grants; "
+                                    "without a list card reads are only reported (reader.card)")
+    keypad: Literal["masked", "clear"] = Field(default="masked", description="PINs are secrets: digits are "
+                                               "masked in reader.keypad events unless set to clear")
+    keypad_timeout_s: float = Field(default=3, gt=0, description="a key entry without # ends after this pause")
+    reconnect_max_s: float = Field(default=30, gt=0, description="reopen backoff cap after a USB-serial unplug")
 
 
 class WiegandSerial(Strict):
@@ -51,6 +70,10 @@ class WiegandSerial(Strict):
         default="ascii_hex", description="framing of the Wiegand-to-serial converter")
     format: Literal["auto", "wiegand26", "wiegand34"] = "auto"
     door: int | None = None
+    name: str = ""
+    allow: list[str] | None = Field(default=None, description="credentials (facility:card) the gateway grants; "
+                                    "without a list card reads are only reported (reader.card)")
+    reconnect_max_s: float = Field(default=30, gt=0, description="reopen backoff cap after a USB-serial unplug")
 
 
 class RegisterMap(Strict):

@@ -41,6 +41,8 @@ class AccessPayload(Payload):
     reason: str | None = None
     record_index: int | None = Field(default=None, description="controller's own event index (backfill key)")
     device_time: str | None = Field(default=None, description="controller clock time of the record, as sent")
+    facility_code: int | None = Field(default=None, description="Wiegand facility code, when the format has one")
+    card_number: int | None = Field(default=None, description="Wiegand card number within the facility")
 
 
 class DoorPayload(AccessPayload):
@@ -202,6 +204,8 @@ register_kind("door.closed", "door contact closed", DoorPayload, S.INFO, P.ACCES
 register_kind("door.button", "exit button pressed", DoorPayload, S.INFO, P.ACCESS)
 register_kind("door.fire_alarm", "controller reports a fire-alarm input", DoorPayload, S.CRITICAL, P.ALARM)
 register_kind("reader.keypad", "keys entered on a reader keypad", KeypadPayload, S.INFO, P.ACCESS)
+register_kind("reader.card", "a credential was presented at a reader the gateway reports without deciding",
+              AccessPayload, S.INFO, P.ACCESS)
 register_kind("reader.tamper", "reader tamper switch", TamperPayload, S.CRITICAL, P.ALARM)
 register_kind("bin.level", "bin fill level reading", BinLevelPayload, S.INFO, P.TELEMETRY)
 register_kind("bin.full", "bin is full / no longer full", BinFullPayload, S.WARNING, P.OBSERVATION)

@@ -21,7 +21,7 @@ from models.decoders.yolov8 import YoloV8Decoder, YoloV8Options
 
 
 def test_registry():
-    assert set(DECODERS) == {"ssd", "yolov8", "nanodet", "centernet"}
+    assert set(DECODERS) == {"ssd", "yolov8", "nanodet", "centernet", "classifier"}
 
 
 # ---- SSD ----------------------------------------------------------------------------------------------------
@@ -221,6 +221,26 @@ def test_centernet_decoding():
     np.testing.assert_allclose(c.boxes, [[5120, 5120, 56320, 56320]])
     with pytest.raises(DecoderError, match="no output"):
         CenterNetDecoder(CenterNetOptions(), 80).bind(["x"])
+
+
+# ---- classifier (second stage on a crop) -----------------------------------------------------------------
+
+def test_classifier_onnx_on_a_crop(tmp_path):
+    logits = np.array([[0.5, 3.0, -1.0]], np.float32)      # softmax -> [0.074, 0.908, 0.018]
+    man = yolo_manifest(tmp_path, logits, input_shape=(1, 3, 224, 224), input_size=[224, 224], letterbox=False,
+                        decoder="classifier", decoder_options={"softmax": True, "top_k": 2},
+                        labels=["bag", "unbroken bag", "torn bag"], class_thresholds={}, score_threshold=0.05,
+                        nms_iou=None)
+    det = load_detector(man)
+    crop = np.zeros((90, 60, 3), np.uint8)
+    dets = det.detect(crop)
+    assert [d.label for d in dets] == ["unbroken bag", "bag"]
+    assert dets[0].score == pytest.approx(np.exp(3) / np.exp([0.5, 3.0, -1.0]).sum(), rel=1e-5)
+    assert dets[0].box == (0.0, 0.0, 60.0, 90.0)              # the whole crop, in its own pixels
+    with pytest.raises(ModelLoadError, match="no output 'probs'"):
+        load_detector(yolo_manifest(tmp_path, logits, input_shape=(1, 3, 224, 224), input_size=[224, 224],
+                                    decoder="classifier", decoder_options={"output": "probs"},
+                                    labels=["bag", "unbroken bag", "torn bag"], class_thresholds={}))
 
 
 # ---- the real NanoDet / CenterNet candidates, where the shared model folder exists -----------------------

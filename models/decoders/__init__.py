@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from .base import Candidates, Decoder, DecoderError, DecoderOptions
 from .centernet import CenterNetDecoder
+from .classifier import ClassifierDecoder
 from .nanodet import NanoDetDecoder
 from .ssd import SSDDecoder
 from .yolov8 import YoloV8Decoder
 
-DECODERS: dict[str, type[Decoder]] = {d.type: d for d in (SSDDecoder, YoloV8Decoder, NanoDetDecoder, CenterNetDecoder)}
+DECODERS: dict[str, type[Decoder]] = {
+    d.type: d for d in (SSDDecoder, YoloV8Decoder, NanoDetDecoder, CenterNetDecoder, ClassifierDecoder)}
 
 __all__ = ["DECODERS", "Candidates", "Decoder", "DecoderError", "DecoderOptions"]

@@ -72,6 +72,7 @@ class ModbusLevelBusDriver(Component):
         self.bus_state: LinkState | None = None
         self.cycles = 0
         self.port_losses = 0
+        self._losses_handled = 0
         self.open_failures = 0
         self.emit_errors = 0
         self.backoff_s = BACKOFF_MIN_S
@@ -87,6 +88,8 @@ class ModbusLevelBusDriver(Component):
         try:
             while True:
                 started = ctx.clock.monotonic()
+                if self.link.losses > self._losses_handled:  # unplugged while we were waiting
+                    await self._port_lost(self.link.lost_reason or "port closed")
                 if not self.link.is_open and not await self._open():
                     await self.sleeper.sleep(self.backoff_s)
                     self.backoff_s = min(self.backoff_s * 2, self.cfg.reconnect_max_s)
@@ -119,6 +122,7 @@ class ModbusLevelBusDriver(Component):
         return True
 
     async def _port_lost(self, reason: str) -> None:
+        self._losses_handled = self.link.losses
         self.port_losses += 1
         self.last_error = reason
         self.link.close()

@@ -30,6 +30,7 @@ class SerialLink:
         self._data = asyncio.Event()
         self.lost_reason: str | None = None
         self.opens = 0
+        self.losses = 0
         self.bytes_in = 0
         self.bytes_out = 0
 
@@ -76,6 +77,7 @@ class SerialLink:
 
     def _lose(self, reason: str) -> None:
         self.lost_reason = reason
+        self.losses += 1
         self.close()
         self._data.set()  # wake a waiting reader so it sees the loss at once
 

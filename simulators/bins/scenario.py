@@ -70,6 +70,13 @@ class BinScenario:
         self.fill.ramp(t, t + over_s, max(0.0, min(100.0, pct)))
         return self
 
+    def distance_to(self, distance_mm: int, over_s: float = 0.0) -> "BinScenario":
+        """Script by distance instead of fill (e.g. exactly 754 mm for the issue's vector)."""
+        pct = (self.empty_mm - distance_mm) / (self.empty_mm - self.full_mm) * 100.0
+        t = self.now()
+        self.fill.ramp(t, t + over_s, pct)
+        return self
+
     def empty(self) -> "BinScenario":
         """The collection truck came: the bin is empty from now on."""
         self.fill.set(self.now(), 0.0)

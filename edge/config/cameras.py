@@ -10,12 +10,20 @@ class MotionConfig(Strict):
     threshold: float = Field(default=0.004, gt=0, lt=1, description="fraction of changed pixels that counts as motion")
     recheck_s: float = Field(default=30, gt=0, description="run the detector at least this often even without motion "
                                                           "(finds objects that never move)")
+    pixel_threshold: int = Field(default=25, ge=1, le=255,
+                                 description="grey-level difference (after lighting compensation) that counts as "
+                                             "a changed pixel")
+    lighting_fraction: float = Field(default=0.5, gt=0, le=1,
+                                     description="a change over more than this fraction of the frame at once is a "
+                                                 "lighting change (lights, IR switch): relearned, not motion")
 
 
 class CameraConfig(Strict):
     id: Id
     name: str = ""
-    url: str = Field(description="rtsp://..., http(s)://... (MJPEG or JPEG snapshot), or file:///path (looped)")
+    url: str = Field(description="rtsp://... (Hikvision sub-stream /Streaming/Channels/102, Dahua "
+                                 "/cam/realmonitor?channel=1&subtype=1), http(s)://... (MJPEG stream or JPEG "
+                                 "snapshot, told apart by Content-Type), or file:///path (looped)")
     snapshot_url: str | None = None
     username: str | None = None
     password: Secret | None = None
@@ -25,6 +33,8 @@ class CameraConfig(Strict):
     offline_after_s: float = Field(default=10, gt=0)
     open_timeout_s: float = Field(default=10, gt=0)
     read_timeout_s: float = Field(default=5, gt=0)
+    reconnect_min_s: float = Field(default=1, gt=0, description="first retry delay after a failed connection")
+    reconnect_max_s: float = Field(default=30, gt=0, description="retry delay cap (doubles per failure up to this)")
     model: str = Field(default="default", description="detector model name from models/")
     motion: MotionConfig = Field(default_factory=MotionConfig)
 

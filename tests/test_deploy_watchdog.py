@@ -1,0 +1,265 @@
+"""systemd notify/watchdog: READY after start-up, WATCHDOG only from a passing health check, none when frozen."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.clock import SystemClock
+from edge.config import load_config_text
+from edge.deploy.health import HealthCheck, LoopLagProbe, _progress_age_s
+from edge.deploy.sdnotify import Notifier, NotifyError, watchdog_interval_s
+from edge.runtime import Component, EventBus, RuntimeContext, Supervisor
+from edge.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class NotifyListener:
+    """The systemd side of sd_notify: a Unix datagram socket that records (time, fields) per message."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.05)
+        self.messages: list[tuple[float, dict[str, str]]] = []
+
+    def pump(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            fields = dict(line.split("=", 1) for line in data.split("\n") if "=" in line)
+            self.messages.append((time.monotonic(), fields))
+
+    def wait_for(self, key: str, value: str | None = None, timeout: float = 15) -> float:
+        end = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < end:
+            for t, f in self.messages[seen:]:
+                if key in f and (value is None or value in f[key]):
+                    return t
+            seen = len(self.messages)
+            self.pump(0.05)
+        raise AssertionError(f"no {key}={value or '*'} within {timeout}s; got {self.messages}")
+
+    def count(self, key: str, since: float = 0.0, until: float = float("inf")) -> int:
+        return sum(1 for t, f in self.messages if key in f and since <= t <= until)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_gateway_ready_then_watchdog_stops_when_loop_frozen(tmp_path, minimal_config_text):
+    cfg = tmp_path / "edge.yaml"
+    cfg.write_text(minimal_config_text)
+    listener = NotifyListener(tmp_path / "notify.sock")
+    env = dict(os.environ, NOTIFY_SOCKET=listener.path, WATCHDOG_USEC="600000", EDGE_TEST_HOOKS="1",
+               EDGE_TEST_FREEZE_S="2.5", PYTHONPATH=str(ROOT))
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "-c", str(cfg)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        t_ready = listener.wait_for("READY", "1", timeout=20)
+        ready_msg = next(f for t, f in listener.messages if "READY" in f)
+        assert "Running" in ready_msg.get("STATUS", ""), ready_msg
+        listener.pump(1.6)
+        pings = listener.count("WATCHDOG", since=t_ready)
+        assert pings >= 4, f"expected a WATCHDOG every 0.3 s, got {pings}: {listener.messages}"
+        assert listener.count("WATCHDOG", until=t_ready) == 0, "no WATCHDOG before READY"
+
+        proc.send_signal(signal.SIGUSR2)
+        t_frozen = listener.wait_for("STATUS", "frozen", timeout=5)
+        listener.pump(2.0)
+        assert listener.count("WATCHDOG", since=t_frozen) == 0, "WATCHDOG must stop while the loop is frozen"
+
+        # released after 2.5 s: the health check first reports the stall, then pings resume
+        t_unhealthy = listener.wait_for("STATUS", "event loop blocked", timeout=5)
+        listener.wait_for("WATCHDOG", timeout=5)
+        assert listener.count("WATCHDOG", since=t_frozen, until=t_unhealthy) == 0
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        listener.pump(0.3)
+        listener.close()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert listener.count("STOPPING") == 1
+
+
+def test_notifier_raises_when_socket_is_gone(tmp_path):
+    n = Notifier(str(tmp_path / "missing.sock"))
+    with pytest.raises(NotifyError, match="cannot notify systemd"):
+        n.notify(READY=1)
+    assert n.last_error
+    with pytest.raises(NotifyError):
+        Notifier("vsock:2:1234")
+    off = Notifier("")
+    off.notify(WATCHDOG=1)  # not under systemd: nothing to send, nothing fails
+    assert not off.enabled and off.sent == 1
+
+
+def test_notifier_abstract_socket_and_multiline_rejected():
+    name = f"@edge-test-{os.getpid()}"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(b"\0" + name[1:].encode())
+    srv.settimeout(2)
+    try:
+        n = Notifier(name)
+        n.notify(STATUS="hello", WATCHDOG=1)
+        assert srv.recv(100) == b"STATUS=hello\nWATCHDOG=1"
+        with pytest.raises(ValueError):
+            n.notify(STATUS="two\nlines")
+    finally:
+        srv.close()
+
+
+def test_watchdog_interval_rules():
+    assert watchdog_interval_s({}) is None
+    assert watchdog_interval_s({"WATCHDOG_USEC": "30000000"}) == 30.0
+    assert watchdog_interval_s({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid())}) == 30.0
+    assert watchdog_interval_s({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None  # meant for another pid
+    assert watchdog_interval_s({"WATCHDOG_USEC": "0"}) is None
+    with pytest.raises(NotifyError):
+        watchdog_interval_s({"WATCHDOG_USEC": "soon"})
+
+
+# ---- the health check in-process, with a real store and bus -----------------------------------------------
+class FakeUplink(Component):
+    """Stands in for cloud_bridge's uplink (built elsewhere): only its health() shape matters here."""
+
+    name = "uplink"
+
+    def __init__(self):
+        self.state = {"connected": True, "outbox_depth": 0}
+
+    async def run(self, ctx):
+        await asyncio.Event().wait()
+
+    def health(self):
+        return dict(self.state)
+
+
+class Crasher(Component):
+    name = "reader"
+    critical = True
+
+    async def run(self, ctx):
+        raise OSError("serial port gone")
+
+
+@pytest.fixture
+async def ctx(tmp_path, minimal_config_text):
+    cfg = load_config_text(minimal_config_text)
+    clock = SystemClock()
+    store = Store(tmp_path / "edge.db", clock_ms=clock.time_ms)
+    bus = EventBus(store, clock, commit_interval_ms=20)
+    c = RuntimeContext(config=cfg, store=store, bus=bus, clock=clock)
+    bus.start()
+    yield c
+    if c.supervisor:
+        await c.supervisor.stop()
+    await bus.stop()
+    store.close()
+
+
+async def test_read_only_store_withholds_watchdog(ctx):
+    lag = LoopLagProbe()
+    hc = HealthCheck(ctx, lag, store_timeout_s=2)
+    Supervisor(ctx, [])
+    first = await hc.check()
+    assert first.ok, first.problems
+    assert hc.probes == 1  # idle bus: proven by a one-row write
+    # What a Pi does after SD-card errors: ext4 remounts read-only and every write fails.
+    ctx.store.conn.execute("PRAGMA query_only = 1")
+    res = await hc.check()
+    assert not res.ok
+    assert any("store not writable" in p and "readonly" in p for p in res.problems), res.problems
+    assert res.status_line().startswith("UNHEALTHY (watchdog withheld): store not writable")
+    ctx.store.conn.execute("PRAGMA query_only = 0")
+    assert (await hc.check()).ok
+
+
+async def test_bus_commits_spare_the_probe_write(ctx):
+    hc = HealthCheck(ctx, LoopLagProbe())
+    Supervisor(ctx, [])
+    await hc.check()
+    probes = hc.probes
+    ctx.emit_new("gateway.started", "gw", {"version": "t", "config_hash": "x", "pid": 1})
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if ctx.bus.committed:
+            break
+    res = await hc.check()
+    assert res.ok and hc.probes == probes, "a fresh bus commit proves the store writable without a probe"
+
+
+async def test_outbox_stuck_only_when_connected(ctx):
+    up = FakeUplink()
+    sup = Supervisor(ctx, [up])
+    sup.start()
+    await asyncio.sleep(0.05)
+    hc = HealthCheck(ctx, LoopLagProbe(), outbox_stall_s=0.3)
+    up.state = {"connected": True, "outbox_depth": 50, "sent": 10}
+    assert (await hc.check()).ok
+    await asyncio.sleep(0.4)
+    up.state["sent"] = 11  # progress: counter moved
+    assert (await hc.check()).ok
+    await asyncio.sleep(0.4)
+    res = await hc.check()  # nothing moved for 0.4 s while connected with a backlog
+    assert not res.ok and "outbox stuck" in res.problems[0], res.problems
+    up.state["connected"] = False  # offline: a backlog is expected, not a fault
+    res = await hc.check()
+    assert res.ok and any("uplink offline" in n for n in res.notes)
+    assert "offline" in res.status_line()
+
+
+async def test_outbox_progress_timestamp_counts(ctx):
+    up = FakeUplink()
+    sup = Supervisor(ctx, [up])
+    sup.start()
+    await asyncio.sleep(0.05)
+    hc = HealthCheck(ctx, LoopLagProbe(), outbox_stall_s=0.3)
+    up.state = {"connected": True, "outbox_depth": 5, "last_progress_ms": ctx.clock.time_ms()}
+    assert (await hc.check()).ok
+    await asyncio.sleep(0.4)
+    up.state["last_progress_ms"] = ctx.clock.time_ms()  # the uplink says it just got a PUBACK
+    assert (await hc.check()).ok
+    await asyncio.sleep(0.4)
+    assert not (await hc.check()).ok
+
+
+def test_progress_age_shapes():
+    now, mono = 1_780_000_000.0, 500.0
+    assert _progress_age_s("last_progress_ms", (now - 5) * 1000, now, mono) == pytest.approx(5)
+    assert _progress_age_s("last_progress", now - 7, now, mono) == pytest.approx(7)
+    assert _progress_age_s("last_progress_mono", mono - 3, now, mono) == pytest.approx(3)
+    assert _progress_age_s("progress_age_s", 9, now, mono) == 9
+    assert _progress_age_s("last_progress", "2026-05-28T20:26:30Z", 1_780_000_000.0, mono) == pytest.approx(10, abs=1)
+    assert _progress_age_s("last_progress", None, now, mono) is None
+
+
+async def test_critical_component_down_past_grace(ctx):
+    sup = Supervisor(ctx, [Crasher()], backoff_min=5)
+    sup.start()
+    await asyncio.sleep(0.05)
+    hc = HealthCheck(ctx, LoopLagProbe(), critical_grace_s=0.2)
+    res = await hc.check()
+    assert res.ok and any("reader restarting" in n for n in res.notes), res
+    await asyncio.sleep(0.3)
+    res = await hc.check()
+    assert not res.ok and "critical component reader" in res.problems[0]

@@ -27,20 +27,33 @@ class UplinkConfig(Strict):
     enabled: bool = True
     broker: str = Field(description="mqtt://host:1883 or mqtts://host:8883")
     protocol: int | str = Field(default=5, description="MQTT protocol version; only 5 is accepted")
-    keepalive_s: int = Field(default=30, ge=5, le=600)
+    keepalive_s: int = Field(default=30, ge=2, le=600, description="MQTT keepalive; a silent link is dropped "
+                                                                   "after this long (half-open detection)")
     username: str | None = None
     password: Secret | None = None
     tls: TlsConfig | None = None
     topic_prefix: str = Field(default="cgw/v1", pattern=r"^[A-Za-z0-9_/-]+[A-Za-z0-9_-]$")
     telemetry_interval_s: float = Field(default=60, ge=1)
     max_inflight: int = Field(default=100, ge=1, le=1000, description="publishes in flight (bounded window)")
-    drain_rate_per_s: float = Field(default=500, gt=0, description="backlog drain rate cap after an outage")
+    drain_rate_per_s: float = Field(default=500, ge=0, description="cap on events published per second (a backlog "
+                                    "after an outage drains at this rate); 0 = no cap")
+    honour_receive_maximum: bool = Field(default=True, description="never exceed the broker's MQTT 5 Receive "
+                                         "Maximum (paho ignores it); false only to test how a broker reacts")
+    connect_timeout_s: float = Field(default=10, gt=0, description="TCP + TLS + CONNACK timeout")
     reconnect_min_s: float = Field(default=1, gt=0)
     reconnect_max_s: float = Field(default=60, gt=0)
     message_expiry_s: int = Field(default=0, ge=0, description="MQTT 5 message expiry for events; 0 = none")
     media_max_bytes: int = Field(default=512 * 1024, ge=1024, description="largest JPEG published to .../media")
     blur_faces: bool = Field(default=True, description="blur faces before uploading snapshots (no upload if it fails)")
     command_max_bytes: int = Field(default=16384, ge=256)
+    commands: list[Literal["resend", "ping", "get_status", "reload_config", "snapshot"]] = Field(
+        default=["resend", "ping", "get_status", "reload_config", "snapshot"],
+        description="downlink commands this gateway accepts; others are answered 'unauthorised'")
+    command_key: Secret | None = Field(default=None, description="if set, every command must carry a user property "
+                                       "'signature' = hex HMAC-SHA256(key, topic + '\\n' + payload)")
+    command_max_age_s: float = Field(default=300, gt=0, description="commands issued longer ago are 'expired'")
+    resend_max_span: int = Field(default=100_000, ge=1, description="largest seq range one resend may ask for")
+    reply_expiry_s: int = Field(default=300, ge=0, description="MQTT 5 message expiry of command replies")
 
     @field_validator("protocol", mode="before")
     @classmethod

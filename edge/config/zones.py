@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -56,6 +56,8 @@ class ZoneConfig(Strict):
     clear_s: float = Field(default=30, gt=0, description="free this long before the episode ends")
     update_every_s: float = Field(default=600, gt=0, description="at most one duration update this often")
     clutter_detection: bool = Field(default=True, description="detect unknown objects against a clear reference")
+    change_min_fraction: float = Field(default=0.02, gt=0, le=1,
+                                       description="share of the zone that must be covered by clutter to count")
 
     @field_validator("polygon")
     @classmethod
@@ -63,6 +65,14 @@ class ZoneConfig(Strict):
         problem = polygon_problem([tuple(p) for p in v])
         if problem:
             raise ValueError(problem)
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: list[str]) -> list[str]:
+        # people are never a blockage (never alert for people passing or standing in a lane)
+        if "person" in v:
+            raise ValueError("'person' cannot block a fire lane; list vehicle classes only")
         return v
 
 
@@ -94,6 +104,19 @@ class ScheduleConfig(Strict):
                 raise ValueError(f"windows {a[2]} and {b[2]} overlap")
         return v
 
+    def windows_on(self, day: date) -> list[str]:
+        """The drop windows that apply on a (local) date: holiday_windows on holidays."""
+        return list(self.holiday_windows) if day in self.holidays else list(self.windows)
+
+    def window_at(self, local: datetime) -> str | None:
+        """The window a local time falls in, or None outside every window."""
+        minute = local.hour * 60 + local.minute + local.second / 60
+        for w in self.windows_on(local.date()):
+            start, end = parse_window(w)
+            if start <= minute < end:
+                return w
+        return None
+
 
 class StationConfig(Strict):
     id: Id
@@ -103,3 +126,4 @@ class StationConfig(Strict):
     bins: list[Id] = Field(default_factory=list)
     litter_dwell_s: float = Field(default=300, gt=0)
     visit_leave_s: float = Field(default=60, gt=0, description="object appearing this soon after a visit = a drop")
+    visit_gap_s: float = Field(default=15, gt=0, description="a visit ends when nobody was seen for this long")

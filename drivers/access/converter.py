@@ -25,6 +25,9 @@ STX, ETX, CR, LF = 0x02, 0x03, 0x0D, 0x0A
 MAX_LINE = 64
 HEX_DIGITS_TO_BITS = {7: 26, 9: 34}
 
+_BITS = frozenset(b"01")
+_HEX = frozenset(b"0123456789abcdefABCDEF:")
+
 COUNTERS = ("frames", "bad_frames", "checksum_errors", "noise_bytes", "overflows")
 
 
@@ -84,13 +87,18 @@ class ConverterParser:
         if stx >= 0:
             self.stats["noise_bytes"] += stx
             raw = raw[stx + 1:]
-        try:
-            text = raw.decode("ascii").strip()
-        except UnicodeDecodeError:
-            self._bad("non-ASCII bytes in a frame")
-            return None
+        raw = raw.strip(b" \t")
+        # Line noise before the frame on the same line (a glitch while idle) is skipped: the frame is the
+        # trailing run of characters the profile allows. Parity still guards what that leaves.
+        allowed = _BITS if self.profile == "ascii_bits" else _HEX
+        start = len(raw)
+        while start > 0 and raw[start - 1] in allowed:
+            start -= 1
+        if start:
+            self.stats["noise_bytes"] += start
+        text = raw[start:].decode("ascii")
         if len(text) > MAX_LINE or not text:
-            self._bad("empty or over-long line")
+            self._bad("no frame on the line" if not text else "over-long line")
             return None
         if self.profile == "ascii_bits":
             if text.strip("01"):

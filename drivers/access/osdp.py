@@ -301,9 +301,10 @@ class OsdpReaderDriver(Component):
         return out
 
     def health(self) -> dict[str, Any]:
+        # device_state / device_error: the supervisor's own state / last_error keys sit beside these
         ch = self._channel
         frames = self._merge(ch.parser.stats) if ch is not None else dict(self._frame_stats)
-        return {"state": self.state, "port": str(self.cfg.serial.port), "address": self.cfg.address,
-                "tamper": self.tamper, "last_error": self.last_error, "counters": dict(self.counters),
+        return {"device_state": self.state, "port": str(self.cfg.serial.port), "address": self.cfg.address,
+                "tamper": self.tamper, "device_error": self.last_error, "counters": dict(self.counters),
                 "frames": frames, "parser_errors": ch.parser_errors if ch else 0}
 

@@ -343,6 +343,7 @@ class UhppoteDriver(Component):
         if offline_s is not None:
             payload["offline_s"] = offline_s
         ctx.emit(ctx.make_event("device.online", self.cfg.id, payload))
+        await ctx.store.call(ctx.store.set_device_state, self.cfg.id, "uhppote", "online", self._state_info(), True)
         log.info("controller online", extra={"device": self.cfg.id, "offline_s": offline_s})
 
     def _state_info(self) -> dict[str, Any]:
@@ -377,8 +378,9 @@ class UhppoteDriver(Component):
         raise ControllerUnreachable(err)
 
     def health(self) -> dict[str, Any]:
-        return {"state": self.state, "serial": self.serial, "address": f"{self.cfg.address}:{self.cfg.port}",
+        # device_state / device_error: the supervisor's own state / last_error keys sit beside these
+        return {"device_state": self.state, "serial": self.serial, "address": f"{self.cfg.address}:{self.cfg.port}",
                 "last_index": self.last_index, "newest_index": self.newest_index, "missed_polls": self.missed,
                 "time_drift_s": self.time_drift_s, "doors_open": self.doors.open_doors(),
-                "last_error": self.last_error, "counters": dict(self.counters),
+                "device_error": self.last_error, "counters": dict(self.counters),
                 "listener": {"bound": self.listener.bound, **self.listener.stats}}

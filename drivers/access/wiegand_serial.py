@@ -114,5 +114,6 @@ class WiegandSerialDriver(Component):
                              {"port": str(self.cfg.serial.port), "reason": reason}, state == "online")
 
     def health(self) -> dict[str, Any]:
-        return {"state": self.state, "port": str(self.cfg.serial.port), "profile": self.cfg.profile,
-                "last_error": self.last_error, "counters": dict(self.counters), "frames": dict(self._parser.stats)}
+        # device_state / device_error: the supervisor's own state / last_error keys sit beside these
+        return {"device_state": self.state, "port": str(self.cfg.serial.port), "profile": self.cfg.profile,
+                "device_error": self.last_error, "counters": dict(self.counters), "frames": dict(self._parser.stats)}

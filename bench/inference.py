@@ -76,6 +76,7 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=Path, default=None, help="photo folder (default: /work/shared/data/images)")
     ap.add_argument("--compare", type=Path, metavar="DIR", help="measure the candidate models in DIR instead")
     ap.add_argument("--min-score", type=float, default=0.3, help="detection floor for --compare")
+    ap.add_argument("--no-arena", action="store_true", help="onnxruntime CPU memory arena off (less RSS)")
     ap.add_argument("--json", action="store_true", help="accepted for `edge bench inference --json`; output is JSON")
     args = ap.parse_args(argv)
     image_dir = args.images or benchmark.default_image_dir()
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
         result = compare(args.compare, image_dir, args.frames or 46, args.min_score)
     else:
         threads = tuple(int(t) for t in args.threads.split(",") if t.strip())
-        result = benchmark.run(args.model, threads, args.frames, image_dir)
+        result = benchmark.run(args.model, threads, args.frames, image_dir, memory_arena=not args.no_arena)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -5,6 +5,7 @@ Numbers are per frame, each frame one photo from the image folder, cycled; warm-
 """
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import statistics
@@ -58,7 +59,7 @@ def time_detector(detector, images: list[np.ndarray], frames: int, warmup: int =
 
 
 def run(model: str = DEFAULT_MODEL, threads: tuple[int, ...] = (1, 2), frames: int | None = None,
-        image_dir: Path | None = None, extra_dirs=()) -> dict:
+        image_dir: Path | None = None, extra_dirs=(), memory_arena: bool = True) -> dict:
     image_dir = image_dir or default_image_dir()
     named = load_images(image_dir)
     images = [img for _, img in named]
@@ -67,12 +68,22 @@ def run(model: str = DEFAULT_MODEL, threads: tuple[int, ...] = (1, 2), frames: i
                     "image_sizes": sorted({f"{i.shape[1]}x{i.shape[0]}" for i in images}),
                     "cpu_count": os.cpu_count(), "machine": platform.machine(),
                     "processor": _cpu_name(), "onnxruntime": _ort_version(), "threads": {}}
+    rss0 = _rss_mb()
+    result["rss_mb_before_load"] = round(rss0, 1)
     for n in threads:
-        det = load_detector(model, threads=n, extra_dirs=extra_dirs)
+        det = load_detector(model, threads=n, extra_dirs=extra_dirs, memory_arena=memory_arena)
         result["model"] = det.name
         result["threads"][str(n)] = time_detector(det, images, frames)
+        result["threads"][str(n)]["rss_mb"] = round(_rss_mb(), 1)   # process RSS with this session loaded
         del det
+        gc.collect()
+    result["memory_arena"] = memory_arena
     return result
+
+
+def _rss_mb() -> float:
+    import psutil
+    return psutil.Process().memory_info().rss / 1e6
 
 
 def _ort_version() -> str:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models import DEFAULT_MODEL, Detection, load_detector
+from models import DEFAULT_MODEL, Detection, shared_detector
 
 DATA = Path(__file__).resolve().parent / "data"
 VEHICLES = {"car", "truck", "bus", "motorcycle", "bicycle"}
@@ -20,7 +20,7 @@ VEHICLES = {"car", "truck", "bus", "motorcycle", "bicycle"}
 
 @pytest.fixture(scope="module")
 def detector():
-    return load_detector("default", threads=2)
+    return shared_detector("default", threads=2)
 
 
 def photo(name: str) -> np.ndarray:
@@ -38,6 +38,10 @@ def iou(a, b) -> float:
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_cameras_share_one_session(detector):
+    assert shared_detector("ssd_mobilenet_v2_coco", threads=2) is detector
 
 
 def test_default_is_the_shipped_ssd(detector):

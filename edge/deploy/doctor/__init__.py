@@ -37,12 +37,16 @@ def run_doctor(config_path: str | Path, layout: Layout | None = None, timeout_s:
     return checks
 
 
+def _one_line(text: str) -> str:
+    return " / ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def render_text(checks: list[Check]) -> str:
     lines = []
     for c in checks:
-        lines.append(f"{MARK[c.status]} {c.title}: {c.summary}")
+        lines.append(f"{MARK[c.status]} {c.title}: {_one_line(c.summary)}")
         if c.status == FAIL and c.fix:
-            lines.append(f"    fix: {c.fix}")
+            lines.append(f"    fix: {_one_line(c.fix)}")
     failed = sum(c.failed for c in checks)
     lines.append("")
     lines.append("all checks passed" if not failed else f"{failed} problem(s) found — fix the ✗ lines above, "

@@ -85,7 +85,8 @@ def _probe_check(cid: str, title: str, module: str, func: str, cfg_item: Any, ti
     fn, why = _load_probe(module, func)
     if fn is None:
         return fail(cid, title, why or "driver not installed",
-                    "reinstall the gateway software (`sudo /opt/edge-gateway/install.sh`) so the driver is present")
+                    "this software release lacks the driver: update it (run systemd/install.sh of a release that "
+                    "has it), or remove the device from edge.yaml")
     try:
         res = call_with_deadline(lambda: fn(cfg_item, timeout_s), timeout_s + 5)
     except TimeoutError as exc:

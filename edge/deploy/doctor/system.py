@@ -200,9 +200,12 @@ def check_database(cfg: Config) -> Check:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        return fail("database", title, f"cannot check {db}: {exc}",
-                    "stop the gateway (`sudo systemctl stop edge-gateway`) and run `edge doctor` again; if it "
-                    "still fails the card may be failing: back up and replace it")
+        if any(w in str(exc) for w in ("malformed", "not a database", "corrupt")):
+            result = [str(exc)]  # so damaged that the check itself cannot run
+        else:
+            return fail("database", title, f"cannot check {db}: {exc}",
+                        "stop the gateway (`sudo systemctl stop edge-gateway`) and run `edge doctor` again; if "
+                        "it still fails the card may be failing: back up and replace it")
     finally:
         st = db.stat()
         for p, was in existed.items():
@@ -211,7 +214,8 @@ def check_database(cfg: Config) -> Check:
     took = round(time.monotonic() - t0, 2)
     if result == ["ok"]:
         return ok("database", title, f"{db}: ok ({_gib(db.stat().st_size)}, {took} s)", seconds=took)
-    return fail("database", title, f"{db} is damaged: {'; '.join(result[:3])}",
+    result = [r.replace("*** in database main ***", "").strip() for r in result]
+    return fail("database", title, f"{db} is damaged: {'; '.join(r for r in result[:3] if r)}",
                 "stop the gateway, move edge.db (and -wal/-shm) aside so it starts a new one, and tell support; "
                 "damage usually means the SD card is worn out or power was cut: replace the card / use an SSD",
                 problems=result[:20])

@@ -103,6 +103,20 @@ class ModelManifest(BaseModel):
             raise ValueError(f"{v!r} is not an .onnx file")
         return v
 
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_shape(cls, v: Any) -> Any:
+        # one readable message instead of pydantic's per-union-member list
+        if v is None or isinstance(v, list):
+            return v
+        if isinstance(v, dict):
+            bad = [k for k in v if not (isinstance(k, int) or (isinstance(k, str) and k.strip().isdigit()))]
+            if bad:
+                raise ValueError(f"a {{id: name}} map needs integer ids as keys, got {bad[:3]} "
+                                 "(or give a list of names, index = class id)")
+            return {int(k): val for k, val in v.items()}
+        raise ValueError("labels must be a list of names (index = class id) or a {id: name} map")
+
     @field_validator("input_size")
     @classmethod
     def _size(cls, v: tuple[int, int]) -> tuple[int, int]:

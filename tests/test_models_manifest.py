@@ -100,6 +100,11 @@ def test_labels_problems(tmp_path):
     bad(tmp_path, "class_thresholds name labels the model does not have: \\['bus'\\]",
         class_thresholds={"bus": 0.2})
     bad(tmp_path, "labels_file 'nope.txt' not found", labels=..., labels_file="nope.txt")
+    bad(tmp_path, "integer ids as keys, got \\['person'\\]", labels={"person": 0})
+    bad(tmp_path, "list of names", labels="person,car")
+    # JSON object keys are strings: {"1": "person"} is the same map as YAML's {1: person}
+    assert parse_manifest({**GOOD, "labels": {"1": "person", "3": "car"}, "class_thresholds": {}},
+                          tmp_path).label_map == {1: "person", 3: "car"}
 
 
 def test_labels_file_plain_numbered_and_builtin(tmp_path):

@@ -122,8 +122,14 @@ install_venv() {
     "$venv/bin/python" -m pip install -q --upgrade pip $PIP_ARGS || echo "install.sh: warning: could not upgrade pip" >&2
   fi
   say "installing the gateway software from $SOURCE (this takes a few minutes on a Pi)"
+  local from="$SOURCE" tmp=""
+  if [ "$PACKAGE" -eq 1 ] && [ -d "$SOURCE" ]; then
+    # pip builds in the source tree; keep dpkg's files pristine by building from a copy
+    tmp="$(mktemp -d)"; cp -r "$SOURCE/." "$tmp/"; from="$tmp"
+  fi
   # shellcheck disable=SC2086
-  "$venv/bin/python" -m pip install -q --upgrade $PIP_ARGS "$SOURCE"
+  "$venv/bin/python" -m pip install -q --upgrade $PIP_ARGS "$from"
+  [ -z "$tmp" ] || rm -rf "$tmp"
   "$venv/bin/edge" version >/dev/null || die "the installed 'edge' command does not run"
 }
 
@@ -142,7 +148,10 @@ do_install() {
     put "$([ "$f" = install.sh ] && echo 0755 || echo 0644)" "$HERE/$f" "$OPT/systemd/$f"
   done
   [ -f "$SRC_DEFAULT/docs/installer-guide.md" ] && put 0644 "$SRC_DEFAULT/docs/installer-guide.md" "$OPT/docs/installer-guide.md"
-  [ -f "$SRC_DEFAULT/docs/examples/edge.yaml" ] && put 0644 "$SRC_DEFAULT/docs/examples/edge.yaml" "$ETC/edge.yaml.example"
+  if [ -f "$SRC_DEFAULT/docs/examples/edge.yaml" ]; then
+    put 0644 "$SRC_DEFAULT/docs/examples/edge.yaml" "$OPT/docs/examples/edge.yaml"
+    put 0644 "$SRC_DEFAULT/docs/examples/edge.yaml" "$ETC/edge.yaml.example"
+  fi
   mkdir -p "$(dirname "$BIN")"
   ln -sfn /opt/edge-gateway/venv/bin/edge "$BIN"
   if [ "$LIVE" -eq 1 ]; then

@@ -182,3 +182,25 @@ def test_cli_json_and_exit_code(county):
     cam = next(c for c in doc["checks"] if c["id"] == "camera:cam-x")
     assert cam["status"] == "fail" and cam["fix"]
     assert next(c for c in doc["checks"] if c["id"] == "broker.mqtt")["status"] == "ok"
+
+
+def test_secrets_must_reach_the_service(tmp_path, monkeypatch):
+    layout = Layout(tmp_path / "root")
+    provision(layout, identity=GW)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(layout.credentials))
+    monkeypatch.delenv("CAM_2_PASSWORD", raising=False)
+    add_sections(layout, "cameras:\n"
+                         "  - {id: cam-1, url: 'rtsp://10.0.0.1/x', password: {file: cam-1-password}}\n"
+                         "  - {id: cam-2, url: 'rtsp://10.0.0.2/x', password: {env: CAM_2_PASSWORD}}\n")
+    from edge.config import load_config
+    from edge.deploy.doctor.system import check_secrets
+
+    cfg = load_config(layout.config)
+    (layout.credentials / "cam-1-password").write_text("s3cret\n")
+    bad = check_secrets(cfg, layout)
+    assert bad.status == "fail" and "cam-1-password is not passed to the service" in bad.summary
+    assert "CAM_2_PASSWORD is not set" in bad.summary and "edge provision" in bad.fix
+    provision(layout)  # writes the LoadCredential= drop-in for the new file
+    monkeypatch.setenv("CAM_2_PASSWORD", "x")
+    good = check_secrets(cfg, layout)
+    assert good.status == "ok" and good.detail["count"] == 2, good

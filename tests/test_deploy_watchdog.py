@@ -263,3 +263,46 @@ async def test_critical_component_down_past_grace(ctx):
     await asyncio.sleep(0.3)
     res = await hc.check()
     assert not res.ok and "critical component reader" in res.problems[0]
+
+
+async def test_real_uplink_stalled_broker_withholds_watchdog(tmp_path, mosquitto):
+    """With cloud_bridge's real uplink: a broker that keeps the TCP connection but stops answering (SIGSTOP)
+    makes the outbox stall while "connected" -> unhealthy; SIGCONT -> progress -> healthy again."""
+    pytest.importorskip("cloud_bridge.uplink")
+    from edge.runtime import Gateway
+
+    text = (f"gateway: {{id: gw-wd-1, compound_id: cp-wd, county_code: '330106'}}\n"
+            f"storage: {{path: {tmp_path / 'data'}, commit_interval_ms: 20}}\nweb: {{enabled: false}}\n"
+            f"uplink: {{broker: '{mosquitto.url}', keepalive_s: 60}}\n")
+    gw = Gateway(load_config_text(text))
+    ctx = await gw.start()
+    try:
+        hc = HealthCheck(ctx, LoopLagProbe(), outbox_stall_s=1.5)
+
+        async def until(pred, timeout=10.0):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                res = await hc.check()
+                if pred(res):
+                    return res
+                await asyncio.sleep(0.2)
+            raise AssertionError(f"condition not reached: {res.problems} {res.facts}")
+
+        def emit(n):
+            for i in range(n):
+                ctx.emit_new("gateway.started", "gw-wd-1", {"version": "t", "config_hash": str(i), "pid": i})
+
+        up = await until(lambda r: (r.facts.get("uplink") or {}).get("connected"))
+        assert up.ok, up.problems
+        os.kill(mosquitto.proc.pid, signal.SIGSTOP)
+        try:
+            emit(20)
+            stuck = await until(lambda r: not r.ok, timeout=15)
+            assert "outbox stuck" in stuck.problems[0], stuck.problems
+            assert stuck.facts["uplink"]["connected"] and stuck.facts["uplink"]["outbox_depth"]
+        finally:
+            os.kill(mosquitto.proc.pid, signal.SIGCONT)
+        healthy = await until(lambda r: r.ok, timeout=15)
+        assert not healthy.problems
+    finally:
+        await gw.stop()

@@ -6,9 +6,10 @@ Four questions, each with a plain-words answer for `systemctl status`:
   3. Is the outbox moving when online? (uplink connected with a backlog but no progress for outbox_stall_s)
   4. Are critical components up?      (down longer than critical_grace_s; short restarts are the supervisor's job)
 
-The uplink lives in cloud_bridge/ and is read defensively through ctx.supervisor.health(): any component whose
-health has "connected" and "outbox_depth" is taken as the uplink; its last-progress time may be epoch ms/s,
-monotonic seconds, an age or an ISO string, and sent/acked counters count as progress too.
+The uplink lives in cloud_bridge/ and is read defensively through ctx.supervisor.health(): the component whose
+health has "connected" and "outbox_depth" (or "depth") is taken as the uplink; a last-progress time (any key with
+"progress": epoch ms/s, monotonic seconds, an age or an ISO string) or a moving sent/acked/published counter
+counts as progress.
 """
 from __future__ import annotations
 
@@ -79,11 +80,16 @@ class LoopLagProbe:
         return lag
 
 
+def _depth(h: dict) -> Any:
+    return h["outbox_depth"] if "outbox_depth" in h else h.get("depth")
+
+
 def find_uplink(health: dict[str, dict]) -> tuple[str, dict] | None:
-    for name, h in health.items():
-        if isinstance(h, dict) and "connected" in h and "outbox_depth" in h:
-            return name, h
-    return None
+    """cloud_bridge's component is named "uplink"; any component reporting connected + an outbox depth counts."""
+    candidates = [(n, h) for n, h in health.items()
+                  if isinstance(h, dict) and "connected" in h and ("outbox_depth" in h or "depth" in h)]
+    candidates.sort(key=lambda nh: nh[0] != "uplink")
+    return candidates[0] if candidates else None
 
 
 def _progress_age_s(key: str, value: Any, now_s: float, mono_s: float) -> float | None:
@@ -156,7 +162,7 @@ class HealthCheck:
             return None
         name, h = found
         mono = time.monotonic()
-        depth = h.get("outbox_depth")
+        depth = _depth(h)
         connected = bool(h.get("connected"))
         facts["uplink"] = {"component": name, "connected": connected, "outbox_depth": depth}
         ages = [a for k, v in h.items() if "progress" in k

@@ -105,4 +105,6 @@ class BinsHarness:
     async def events(self, kind: str | None = None, source: str | None = None) -> list[Event]:
         """Committed events from the SQLite store, oldest first."""
         await self.bus.flush()
+        # the bus writer may hold a batch in flight on the store's single thread: queue behind it
+        await self.store.call(lambda: None)
         return list(reversed(self.store.query_events(kind=kind, source=source, limit=100_000)))

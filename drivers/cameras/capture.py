@@ -303,7 +303,8 @@ class CaptureWorker:
     def health(self) -> dict:
         s = self.session
         return {
-            "state": self.state, "source": self.info.kind if self.info else None,
+            # not "state": the supervisor reports the component's own state under that key
+            "camera_state": self.state, "source": self.info.kind if self.info else None,
             "source_width": self.info.width if self.info else None,
             "source_height": self.info.height if self.info else None,
             "source_fps": self.info.fps if self.info else None,

@@ -80,7 +80,11 @@ class MotionDetector:
             a, c = _fit(bg[inliers], g[inliers])
             resid = np.abs(g - np.clip(bg * a + c, 0, 255))
         self.last_gain, self.last_offset = a, c
-        mask = (resid > self.pixel_threshold).astype(np.uint8)
+        # Near black or white the colour channels clip one by one and the blur smears the clipping edge, so
+        # the grey-level prediction is least certain there: those pixels need twice the change to count.
+        pred = bg * a + c
+        limit = np.where((pred > 230) | (pred < 20), 2 * self.pixel_threshold, self.pixel_threshold)
+        mask = (resid > limit).astype(np.uint8)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _KERNEL)  # drop single-pixel codec noise
         fraction = float(cv2.countNonZero(mask)) / mask.size
         dt = max(0.0, now - (self._last if self._last is not None else now))

@@ -35,6 +35,11 @@ log = logging.getLogger("drivers.cameras.pipeline")
 
 
 def resize_to(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """BGR at exactly width x height (grey or BGRA frames from odd cameras are converted, not rejected)."""
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
     h, w = img.shape[:2]
     if (w, h) == (width, height):
         return img

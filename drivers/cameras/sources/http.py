@@ -36,14 +36,14 @@ def decode_jpeg(data: bytes | None) -> np.ndarray | None:
 class HttpSource(Source):
     def __init__(self, url: str, user: str | None, password: str | None, open_timeout_s: float,
                  read_timeout_s: float, poll_fps: float = 5.0):
-        self.url = url
+        self.url = redact(url)  # credentials in the URL go to the auth handlers, not into the request line
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
         self.poll_period = 1.0 / max(0.1, poll_fps)
         handlers: list = []
         if user:
             mgr = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-            mgr.add_password(None, url, user, password or "")
+            mgr.add_password(None, self.url, user, password or "")
             handlers = [urllib.request.HTTPDigestAuthHandler(mgr), urllib.request.HTTPBasicAuthHandler(mgr)]
         self._opener = urllib.request.build_opener(*handlers)
         self.kind = "http"

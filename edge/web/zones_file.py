@@ -64,6 +64,27 @@ def _flow_polygon(points: list) -> CommentedSeq:
     return seq
 
 
+def _drop_leading_comment(root: CommentedMap, deleted_index: int, empty: bool) -> None:
+    """ruamel keeps the comment above the first list item on the `zones:` key, not on the item: drop it with
+    the item (it described that zone). An emptied list must become `zones: []`: a block list with no items
+    but a dangling comment would not be valid YAML."""
+    entry = root.ca.items.get("zones")
+    if empty:
+        root.ca.items.pop("zones", None)
+        seq = CommentedSeq()
+        seq.fa.set_flow_style()
+        root["zones"] = seq
+        return
+    if deleted_index != 0 or not entry:
+        return
+    if len(entry) > 3 and entry[3]:
+        entry[3] = None
+    eol = entry[2] if len(entry) > 2 else None
+    if eol is not None and hasattr(eol, "value") and eol.value.count("\n") > 1:
+        first = eol.value.split("\n", 1)[0]  # "zones:  # about zones" stays, the lines below it go
+        eol.value = first + "\n" if first.strip().startswith("#") else "\n"
+
+
 def _clean_fields(zone: dict[str, Any]) -> dict[str, Any]:
     unknown = set(zone) - set(EDITABLE)
     if unknown:
@@ -135,6 +156,7 @@ class ZonesFile:
                 raise ZoneEditError(f"no zone {zone_id!r}", 404)
             target = zone_id
             del zones[idx]
+            _drop_leading_comment(root, idx, empty=not zones)
         elif op == "create":
             new_id = fields.get("id")
             if any(isinstance(z, dict) and z.get("id") == new_id for z in zones):

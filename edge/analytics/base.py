@@ -33,5 +33,18 @@ def still_since(track: Any) -> float:
     return float(track.last_seen) - float(getattr(track, "stationary_s", 0.0) or 0.0)
 
 
+def visible(track: Any, ts: float) -> bool:
+    """Seen in the latest detector run (models.tracker keeps missed tracks alive for a while)."""
+    v = getattr(track, "visible", None)
+    return bool(v) if v is not None else float(track.last_seen) >= float(ts) - 1e-6
+
+
+def people_boxes(fr) -> list:
+    """Where people are now: visible person tracks and this frame's person detections."""
+    boxes = [t.box for t in fr.tracks if t.label in PEOPLE and visible(t, fr.ts)]
+    boxes += [d.box for d in fr.detections if d.label in PEOPLE]
+    return boxes
+
+
 def box_list(box) -> list[float]:
     return [round(float(v), 1) for v in box]

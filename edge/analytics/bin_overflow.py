@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .base import PEOPLE, VEHICLES, Emission
+from .base import PEOPLE, VEHICLES, Emission, people_boxes
 from .evidence import COLOURS, Mark, Snapshot
 from .fire_lane import FrameView, fmt_duration
 from .zones import ZoneShape, covered_fraction
@@ -54,7 +54,7 @@ class OverflowVision:
             return None
         now = float(fr.ts)
         shape = self.shape(fr.width, fr.height)
-        people = [t.box for t in fr.tracks if t.label in PEOPLE] + [d.box for d in fr.detections if d.label in PEOPLE]
+        people = people_boxes(fr)
         exclude = people + [t.box for t in fr.tracks if t.label in VEHICLES]
         zc = view.detector.zone(view.change, shape.mask, exclude, min_fraction=self.zone.change_min_fraction)
         if zc.uncertain:

@@ -22,7 +22,8 @@ class CameraAnalytics:
         stations = {s.id: s for s in config.stations}
         schedules = {s.id: s for s in config.schedules}
         tz = config.gateway.timezone
-        self.detector = ChangeDetector(camera, masks=masks, static_s=static_s)
+        self.detector = ChangeDetector(camera, masks=masks, static_s=static_s,
+                                       zones=[z.polygon for z in zones if z.type != "mask"])
         self.fire_lanes = [FireLaneAnalytic(z, camera, masks) for z in zones if z.type == "fire_lane"]
         self.litter = [LitterAnalytic(z, camera, stations.get(z.station), masks)
                        for z in zones if z.type == "keep_clear_ground"]

@@ -36,6 +36,8 @@ from .zones import Box, block_grid_mask, box_to_cells, cells_to_box
 ANALYSIS_WIDTH = 256
 BLOCK = 8
 REFERENCE_KEY = "analytics.reference.{camera}"
+MIN_OUTSIDE_BLOCKS = 20
+OUTSIDE_FRACTION = 0.5
 
 
 def reference_key(camera: str) -> str:
@@ -76,6 +78,8 @@ class BlockCompare:
     changed: np.ndarray  # bool grid
     gain: float
     ncc: np.ndarray
+    judged: np.ndarray  # blocks that could be compared at all
+    textured: np.ndarray  # judged blocks that show a pattern now (the informative ones)
 
 
 def compare_blocks(ref: np.ndarray, cur: np.ndarray, *, block: int = BLOCK, valid: np.ndarray | None = None,
@@ -109,12 +113,16 @@ def compare_blocks(ref: np.ndarray, cur: np.ndarray, *, block: int = BLOCK, vali
     # flat against flat, or a gross brightness change anywhere: compare brightness after the global gain
     tol = np.where(both, 45.0 + 0.35 * exp_mean, 20.0 + 0.15 * exp_mean)
     changed |= np.abs(mc - exp_mean) > tol
-    # blown-out (or crushed) blocks show no pattern at all: they cannot be judged, so they do not count
+    # Blocks that cannot be judged: blown out or crushed, or patterned in the reference but too dark now to
+    # show it (at dusk every block goes flat). They count neither as changed nor as unchanged.
     clipped = ((C >= 250).mean(-1) > 0.25) | ((C <= 3).mean(-1) > 0.5)
-    changed &= ~clipped
+    hidden = (sr >= texture_min) & ~tex_r & ~tex_c
+    judged = ~(clipped | hidden)
+    changed &= judged
     if valid is not None:
         changed &= valid
-    return BlockCompare(changed, gain, ncc)
+        judged &= valid
+    return BlockCompare(changed, gain, ncc, judged, tex_c & judged)
 
 
 @dataclasses.dataclass
@@ -151,9 +159,10 @@ class ChangeDetector:
     """Per-camera block change detector against the installer's clear reference."""
 
     def __init__(self, camera: str, *, width: int = ANALYSIS_WIDTH, block: int = BLOCK, ncc_threshold: float = 0.5,
-                 static_s: float = 10.0, adapt_tau_s: float = 900.0, global_fraction: float = 0.5,
-                 masks: Iterable[Sequence[Sequence[float]]] = ()):
+                 static_s: float = 10.0, adapt_tau_s: float = 900.0, global_fraction: float = 0.7,
+                 masks: Iterable[Sequence[Sequence[float]]] = (), zones: Iterable[Sequence[Sequence[float]]] = ()):
         self.camera = camera
+        self.zones = [list(z) for z in zones]  # where clutter is looked for; the rest tells a moved camera
         self.width = width
         self.block = block
         self.ncc_threshold = ncc_threshold
@@ -209,15 +218,19 @@ class ChangeDetector:
         self._prev = self._since = self._stable_since = None
 
     # ---- per frame ---------------------------------------------------------------------------------------------
-    def _valid(self, shape: tuple[int, int], frame_w: int, frame_h: int) -> np.ndarray:
+    def _valid(self, shape: tuple[int, int], frame_w: int, frame_h: int) -> tuple[np.ndarray, np.ndarray]:
+        """(blocks not masked, blocks not masked and outside every zone)."""
         key = (shape, frame_w, frame_h)
         v = self._valid_cache.get(key)
         if v is None:
             from .zones import polygon_mask
-            v = np.ones(shape, bool)
+            valid = np.ones(shape, bool)
             for m in self.masks:
-                v &= ~block_grid_mask(polygon_mask(m, frame_w, frame_h), shape[0], shape[1], 0.5)
-            self._valid_cache[key] = v
+                valid &= ~block_grid_mask(polygon_mask(m, frame_w, frame_h), shape[0], shape[1], 0.5)
+            outside = valid.copy()
+            for z in self.zones:
+                outside &= ~block_grid_mask(polygon_mask(z, frame_w, frame_h), shape[0], shape[1], 0.01)
+            v = self._valid_cache[key] = (valid, outside)
         return v
 
     def update(self, frame: np.ndarray, ts: float) -> ChangeFrame | None:
@@ -235,12 +248,23 @@ class ChangeDetector:
             return None
         self.stats["frames"] += 1
         fh, fw = frame.shape[:2]
-        valid = self._valid((g.shape[0] // self.block, g.shape[1] // self.block), fw, fh)
+        valid, outside = self._valid((g.shape[0] // self.block, g.shape[1] // self.block), fw, fh)
         cmp = compare_blocks(self.reference, g, block=self.block, valid=valid, ncc_threshold=self.ncc_threshold)
         changed = cmp.changed
-        n_valid = max(1, int(valid.sum()))
-        frac = float(changed.sum()) / n_valid
-        uncertain = frac >= self.global_fraction
+        n_judged = int(cmp.judged.sum())
+        # Share of the informative blocks (patterned now, or changed) that changed. Flat sky and walls agree
+        # with anything, so they are left out: when the camera is moved or the picture is swamped, nearly all
+        # patterned blocks differ, while even a pile covering half the frame leaves most of them alone.
+        informative = cmp.textured | changed
+        frac = float(changed.sum()) / max(1, int(informative.sum()))
+        # Clutter lies in the zones; the rest of the picture (walls, buildings) should not change. When it
+        # does, the camera was moved or the picture is swamped -- decisive unless the zones fill the frame.
+        out_inf = int((informative & outside).sum())
+        if out_inf >= MIN_OUTSIDE_BLOCKS:
+            swamped = float((changed & outside).sum()) / out_inf >= OUTSIDE_FRACTION
+        else:
+            swamped = frac >= self.global_fraction
+        uncertain = swamped or n_judged < 0.2 * max(1, int(valid.sum()))
         if self._since is None:
             self._since = np.full(changed.shape, np.nan)
             self._stable_since = np.full(changed.shape, ts)
@@ -253,8 +277,9 @@ class ChangeDetector:
                                         ncc_threshold=0.6).changed
                 self._stable_since[moving] = ts
             self._since[changed & np.isnan(self._since)] = ts
-            self._since[~changed] = np.nan
-            self._adapt(g, changed, ts)
+            self._since[~changed & cmp.judged] = np.nan
+            if frac < self.global_fraction / 2:
+                self._adapt(g, changed | ~cmp.judged, ts)
         self._prev = g
         self._last_ts = ts
         static = changed & (ts - self._stable_since >= self.static_s) & ~np.isnan(self._since)

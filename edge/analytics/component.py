@@ -48,7 +48,7 @@ class AnalyticsComponent(Component):
             return
         self.ctx = ctx
         station_stats.ensure_tables(ctx.store)
-        self.sink = EmissionSink(ctx, ctx.config.alerts.blur_faces_upload)
+        self.sink = EmissionSink(ctx)
         ctx.services["analytics"] = self
         hub = ctx.services.get("vision")
         if hub is None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from edge.events import uuid7
 
-from .base import PEOPLE, Emission, box_list, still_since
+from .base import PEOPLE, VEHICLES, Emission, box_list, people_boxes, still_since, visible
 from .clutter import ChangeDetector, ChangeFrame, Patch, patch_matches, take_patch
 from .evidence import COLOURS, Mark, Snapshot
 from .zones import ZoneShape, box_iou, covered_fraction
@@ -103,7 +103,9 @@ class FireLaneAnalytic:
                 # a fresh track of the same object (after an occlusion) is not "stationary" yet
                 out.append(Blocker(t.label, float(t.score), tuple(t.box), self.since, int(t.id)))
         if self.zone.clutter_detection and view.change is not None and view.detector is not None:
-            exclude = [t.box for t in fr.tracks] + [d.box for d in fr.detections]
+            # people and vehicles are the detector's business; a chair or a suitcase is clutter like any other
+            exclude = [t.box for t in fr.tracks if t.label in PEOPLE or t.label in VEHICLES or not t.stationary] + \
+                      [d.box for d in fr.detections if d.label in PEOPLE or d.label in VEHICLES]
             zc = view.detector.zone(view.change, shape.mask, exclude, min_fraction=self.zone.change_min_fraction)
             if zc.present and zc.box is not None and zc.since is not None:
                 since = zc.since
@@ -116,8 +118,9 @@ class FireLaneAnalytic:
     def _held(self, fr, view: FrameView) -> bool:
         if self.box is None:
             return False
-        covers = [t.box for t in fr.tracks if t.label in PEOPLE or not t.stationary] + \
-                 [d.box for d in fr.detections if d.label in PEOPLE]
+        # who could be hiding the object right now: people, and anything moving in front of it
+        covers = people_boxes(fr) + [t.box for t in fr.tracks if t.label not in PEOPLE and not t.stationary
+                                     and visible(t, fr.ts)]
         if any(covered_fraction(self.box, b) >= OCCLUSION_COVER for b in covers):
             self.stats["held_occluded"] += 1
             return True
@@ -174,7 +177,7 @@ class FireLaneAnalytic:
     def _refresh_patch(self, fr, view: FrameView, b: Blocker) -> None:
         if view.grey is None or not getattr(fr, "detected", True):
             return
-        people = [t.box for t in fr.tracks if t.label in PEOPLE] + [d.box for d in fr.detections if d.label in PEOPLE]
+        people = people_boxes(fr)
         if any(covered_fraction(b.box, p) > 0.05 for p in people):
             return  # never learn the passer-by as the object's appearance
         self.patch = take_patch(view.grey, b.box, fr.width, fr.height)
@@ -196,7 +199,7 @@ class FireLaneAnalytic:
             if b.box != self.box:
                 marks.append(Mark(b.box, f"{b.label} {fmt_duration(now - b.since)}",
                                   COLOURS["unknown"] if b.label == "unknown" else COLOURS["object"]))
-        people = [t.box for t in fr.tracks if t.label in PEOPLE] + [d.box for d in fr.detections if d.label in PEOPLE]
+        people = people_boxes(fr)
         snap = Snapshot(fr.frame, [(z.name or z.id, z.polygon)], marks,
                         [f"fire lane {z.id}: {what} by {self.label} for {fmt_duration(duration)}"], people)
         return Emission(kind, self.camera, {k: v for k, v in payload.items() if v is not None}, now, [snap])

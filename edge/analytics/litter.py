@@ -11,7 +11,7 @@ from typing import Any
 
 from edge.events import uuid7
 
-from .base import PEOPLE, VEHICLES, Emission, box_list, still_since
+from .base import PEOPLE, VEHICLES, Emission, people_boxes, still_since
 from .evidence import COLOURS, Mark, Snapshot
 from .fire_lane import FrameView, fmt_duration
 from .zones import ZoneShape, covered_fraction, union_box
@@ -59,7 +59,7 @@ class LitterAnalytic:
 
     def people_in_zone(self, fr) -> list:
         shape = self.shape(fr.width, fr.height)
-        boxes = [t.box for t in fr.tracks if t.label in PEOPLE] + [d.box for d in fr.detections if d.label in PEOPLE]
+        boxes = people_boxes(fr)
         return [b for b in boxes if shape.footprint_inside(b, 0.3)]
 
     def process(self, fr, view: FrameView) -> list[Emission]:
@@ -109,8 +109,7 @@ class LitterAnalytic:
         marks = [Mark(self.box, f"{self.label} {fmt_duration(duration)}",
                       COLOURS["unknown"] if state == "raised" else (0, 200, 0))] if self.box else []
         caption = f"litter at {z.id}: {'left' if state == 'raised' else 'cleared'} ({fmt_duration(duration)})"
-        all_people = [t.box for t in fr.tracks if t.label in PEOPLE] + \
-                     [d.box for d in fr.detections if d.label in PEOPLE]
+        all_people = people_boxes(fr)
         snap = Snapshot(fr.frame, [(z.name or z.id, z.polygon)], marks, [caption], all_people)
         return Emission("waste.litter", self.camera, {k: v for k, v in payload.items() if v is not None}, now, [snap])
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from edge.events import uuid7
 
-from .base import PEOPLE, VEHICLES, Emission
+from .base import PEOPLE, VEHICLES, Emission, people_boxes
 from .clutter import BLOCK, compare_blocks
 from .evidence import COLOURS, Mark, Snapshot
 from .fire_lane import FrameView
@@ -72,7 +72,7 @@ class StationVisitAnalytic:
 
     def _people(self, fr) -> list:
         shapes = self.shapes(fr.width, fr.height)
-        boxes = [t.box for t in fr.tracks if t.label in PEOPLE] + [d.box for d in fr.detections if d.label in PEOPLE]
+        boxes = people_boxes(fr)
         return [b for b in boxes if any(s.footprint_inside(b, 0.3) for s in shapes.values())]
 
     def process(self, fr, view: FrameView) -> list[Emission]:

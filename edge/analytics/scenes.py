@@ -78,7 +78,7 @@ def _scene_config(spec: dict[str, Any], path: Path):
                     "timezone": spec.get("timezone", "Asia/Shanghai")},
         "cameras": [{"id": CAMERA, "url": "file:///scene"}],
         "zones": zones, "schedules": spec.get("schedules", []), "stations": stations,
-        "alerts": {"cooldown_s": spec.get("cooldown_s", 300), "blur_faces_upload": spec.get("blur_faces", True)},
+        "alerts": {"cooldown_s": spec.get("cooldown_s", 300)},
     }
     try:
         cfg = Config.model_validate(doc)
@@ -188,7 +188,8 @@ class Composer:
         patch = cv2.resize(crop, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA).astype(np.float32)
         alpha = np.zeros((y2 - y1, x2 - x1), np.float32)
         if op.get("shape", "rect") == "ellipse":
-            cv2.ellipse(alpha, ((x2 - x1) / 2, (y2 - y1) / 2), ((x2 - x1) * 0.98, (y2 - y1) * 0.98), 0, 0, 360, 1, -1)
+            cv2.ellipse(alpha, ((x2 - x1) // 2, (y2 - y1) // 2), (int((x2 - x1) * 0.49), int((y2 - y1) * 0.49)),
+                        0, 0, 360, 1.0, -1)
         else:
             alpha[:] = 1
         feather = int(op.get("feather", 5))
@@ -337,7 +338,7 @@ def run_scene(scene: Scene, detector, workdir: str | Path | None = None, gate: b
         manager = AlertManager(cooldown_s=scene.config.alerts.cooldown_s)
         manager.ctx = ctx
         bus.manager = manager
-        sink = EmissionSink(ctx, scene.config.alerts.blur_faces_upload)
+        sink = EmissionSink(ctx)
         fusion = BinFusion(scene.config.stations) if scene.config.stations else None
         cam = CameraAnalytics(CAMERA, scene.config, fusion)
         composer = Composer(scene)
@@ -408,6 +409,23 @@ def openings(run: SceneRun) -> list[Opening]:
     return sorted(out, key=lambda o: o.t)
 
 
+def _evidence_seen(run: SceneRun, o: Opening) -> list[list[str]]:
+    """The evidence lists of the events that raised or updated this alert opening."""
+    from edge.alerts.rules import RULES
+
+    seen = []
+    for e in run.events:
+        rule = RULES.get(e.kind)
+        t = run.t(e.ts_ms)
+        if rule is None or t < o.t - 1e-6 or (o.cleared_t is not None and t > o.cleared_t + 1e-6):
+            continue
+        action = rule(e)
+        if action is not None and action.key == o.alert["dedup_key"] and action.op in ("raise", "update") \
+                and "evidence" in e.payload:
+            seen.append(sorted(e.payload["evidence"]))
+    return seen
+
+
 def _in(t: float | None, window) -> bool:
     if window is None:
         return True
@@ -436,10 +454,8 @@ def score(run: SceneRun) -> dict[str, Any]:
                 continue
             if not _in(o.t, exp.get("raised_s")):
                 continue
-            if "evidence" in exp:
-                got = sorted((o.alert["detail"].get("payload") or {}).get("evidence", []))
-                if got != sorted(exp["evidence"]):
-                    continue
+            if "evidence" in exp and sorted(exp["evidence"]) not in _evidence_seen(run, o):
+                continue
             match = i
             break
         if match is None:

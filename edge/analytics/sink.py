@@ -13,9 +13,8 @@ log = logging.getLogger("edge.analytics")
 
 
 class EmissionSink:
-    def __init__(self, ctx, blur_upload: bool = True):
+    def __init__(self, ctx):
         self.ctx = ctx
-        self.blur_upload = blur_upload
         self.stats = {"events": 0, "evidence": 0, "records": 0, "rejected": 0}
 
     def prepare(self, emissions: list[Emission]) -> list[tuple[str, Any]]:
@@ -29,15 +28,14 @@ class EmissionSink:
             media = []
             for snap in em.snapshots:
                 try:
-                    original, public = evidence.prepare(snap, self.blur_upload)
+                    jpeg = evidence.annotated_jpeg(snap)
                 except Exception:
                     log.exception("evidence rendering failed", extra={"kind": em.kind})
                     continue
-                mid = evidence.new_media_id(ts_ms)
-                media.append((mid, original, public))
+                media.append((evidence.new_media_id(ts_ms), jpeg))
             try:
                 event = self.ctx.make_event(em.kind, em.source, em.payload, severity=em.severity, ts_ms=ts_ms,
-                                            media=[evidence.media_ref(m, o) for m, o, _ in media])
+                                            media=[evidence.media_ref(m, j) for m, j in media])
             except EventError as exc:
                 self.stats["rejected"] += 1
                 log.error("analytic produced an invalid event; dropped", extra={"kind": em.kind, "error": str(exc)})
@@ -61,9 +59,9 @@ class EmissionSink:
                     log.exception("statistics record failed", extra={"kind": item.kind})
                 continue
             event, media = item
-            for mid, original, public in media:
+            for mid, jpeg in media:
                 try:
-                    evidence.store_evidence(store, mid, original, public, event.id)
+                    evidence.store_evidence(store, mid, jpeg, event.id)
                     self.stats["evidence"] += 1
                 except Exception:
                     log.exception("storing evidence failed", extra={"kind": event.kind})

@@ -237,40 +237,73 @@ class Composer:
 
 # ---- the pipeline -------------------------------------------------------------------------------------------------------
 class VisionPipeline:
-    """Motion gate -> detector -> tracker, as drivers/cameras runs them, producing FrameResults."""
+    """Motion gate -> detector -> tracker, producing FrameResults.
 
-    def __init__(self, detector, camera: str = CAMERA, every_s: float = 10.0, recheck_s: float = 30.0,
+    drivers/cameras' CameraPipeline.process() is used when present (the production code path, production
+    tracker settings); otherwise the same three steps are chained here.
+    """
+
+    def __init__(self, detector, camera: str = CAMERA, size: tuple[int, int] = (640, 480), recheck_s: float = 30.0,
                  gate: bool = True):
-        from models.tracker import Tracker
-
         self.detector = detector
         self.camera = camera
-        # frames come every `every_s`: keep a lost track for two looks, call it stationary after two looks
-        self.tracker = Tracker(max_missed_s=max(2.0, 2.5 * every_s), stationary_window_s=min(3.0, every_s))
-        self.gate = None
-        if gate:
-            try:
+        self.stats = {"frames": 0, "detected": 0, "detect_ms": 0.0}
+        self._cam = None
+        self._seq = 0
+        try:
+            from drivers.cameras.capture import Frame
+            from drivers.cameras.detectors import DetectorPool
+            from drivers.cameras.pipeline import CameraPipeline
+            from edge.config.cameras import CameraConfig
+        except ImportError:
+            CameraPipeline = None  # noqa: N806
+        if CameraPipeline is not None:
+            cfg = CameraConfig(id=camera, url="file:///scene", width=size[0], height=size[1],
+                               motion={"enabled": gate, "recheck_s": recheck_s})
+            self._Frame = Frame
+            self._cam = CameraPipeline(cfg, detectors=DetectorPool(loader=lambda name: self._timed))
+        else:
+            from models.tracker import Tracker
+
+            self.tracker = Tracker()
+            self.gate = None
+            if gate:
                 from drivers.cameras.motion import MotionGate
                 self.gate = MotionGate(recheck_s=recheck_s)
-            except ImportError:
-                self.gate = None
-        self.stats = {"frames": 0, "detected": 0, "detect_ms": 0.0}
+            self._last_dets: list = []
+
+    @property
+    def _timed(self):
+        pipe = self
+
+        class _Timed:  # counts detector time for the report; delegates everything else
+            name = getattr(pipe.detector, "name", "detector")
+
+            def detect(self, img):
+                t0 = time.perf_counter()
+                try:
+                    return pipe.detector.detect(img)
+                finally:
+                    pipe.stats["detect_ms"] += (time.perf_counter() - t0) * 1000
+                    pipe.stats["detected"] += 1
+        return _Timed()
 
     def step(self, frame: np.ndarray, ts: float) -> FrameResult:
         self.stats["frames"] += 1
+        self._seq += 1
+        if self._cam is not None:
+            return self._cam.process(self._Frame(frame, self._seq, 0, ts), ts, ts)
         run, motion = True, 0.0
         if self.gate is not None:
             d = self.gate.decide(frame, ts)
             run, motion = d.run, d.motion
         dets: list = []
         if run:
-            t0 = time.perf_counter()
-            dets = self.detector.detect(frame)
-            self.stats["detect_ms"] += (time.perf_counter() - t0) * 1000
-            self.stats["detected"] += 1
+            dets = self._timed.detect(frame)
+            self._last_dets = dets
             tracks = self.tracker.update(dets, ts)
         else:
-            tracks = self.tracker.tracks
+            tracks = self.tracker.update(self._last_dets, ts)
         return FrameResult(self.camera, ts, frame, dets, list(tracks), motion, run)
 
 
@@ -347,7 +380,7 @@ def run_scene(scene: Scene, detector, workdir: str | Path | None = None, gate: b
             save_reference(store, CAMERA, composer.image(ref), by="scene", now_ms=clock.time_ms())
             from .clutter import load_reference
             cam.detector.load_record(load_reference(store, CAMERA))
-        pipe = VisionPipeline(detector, CAMERA, scene.every_s, gate=gate)
+        pipe = VisionPipeline(detector, CAMERA, composer.size, gate=gate)
         pending = sorted(scene.spec.get("events", []), key=lambda e: float(e["at_s"]))
         for t, seg, frame in composer.samples():
             ts = start + t

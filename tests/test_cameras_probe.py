@@ -59,14 +59,14 @@ def test_cli_probe_camera_json_and_snapshot(sim, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CAM_PW", "secret")
     snap = tmp_path / "view.jpg"
     rc = main(["probe", "camera", sim.stream_url, "--username", "admin", "--password-env", "CAM_PW",
-               "--snapshot", str(snap), "--json"])
+               "--snapshot", str(snap), "--json", "--measure", "1"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["ok"] and out["detail"]["snapshot"] == str(snap)
     assert cv2.imread(str(snap)).shape == (270, 480, 3)
     assert "secret" not in json.dumps(out)
 
     in_url = sim.stream_url.replace("http://", "http://admin:secret@")  # credentials in the URL work too
-    assert main(["probe", "camera", in_url]) == 0
+    assert main(["probe", "camera", in_url, "--measure", "0.3"]) == 0
     assert "secret" not in capsys.readouterr().out
 
     rc = main(["probe", "camera", "http://admin:secret@127.0.0.1:9/x", "--timeout", "2"])

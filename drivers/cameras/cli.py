@@ -24,7 +24,7 @@ def _probe(args) -> int:
     except ValidationError as e:
         print(f"error: {e.errors()[0]['msg']}", file=sys.stderr)
         return 2
-    res = probe_camera(cfg, timeout_s=args.timeout, snapshot_path=args.snapshot)
+    res = probe_camera(cfg, timeout_s=args.timeout, snapshot_path=args.snapshot, measure_s=args.measure)
     if args.json:
         print(json.dumps(res, ensure_ascii=False))
     else:
@@ -46,6 +46,8 @@ def register_probe(probe_sub) -> None:
     pw.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
     pw.add_argument("--password-file", metavar="FILE", help="read the password from this file")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    p.add_argument("--measure", type=float, default=2.5, metavar="S",
+                   help="seconds of frames to read for the frame rate (default 2.5)")
     p.add_argument("--snapshot", metavar="FILE.jpg", help="save one decoded frame")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_probe)

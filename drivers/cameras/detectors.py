@@ -44,10 +44,10 @@ class DetectorPool:
             try:
                 if self._loader is not None:
                     det = self._loader(name)
-                else:
-                    from models.runtime import load_detector
+                else:  # one session per model in the whole process (also shared with non-camera users)
+                    from models.runtime import shared_detector
 
-                    det = load_detector(name, threads=self.threads, extra_dirs=self.extra_dirs)
+                    det = shared_detector(name, threads=self.threads, extra_dirs=self.extra_dirs)
             except Exception as e:  # ModelError, onnxruntime errors, a missing package: report, don't crash
                 msg = f"{type(e).__name__}: {e}"
                 self._failed[name] = (time.monotonic(), msg)

@@ -45,8 +45,10 @@ def _fix_for(error: str, url: str) -> str:
     return "check the URL and that the camera is powered and reachable from the gateway"
 
 
-def probe_camera(camera_cfg, timeout_s: float = 10, snapshot_path: str | None = None) -> dict:
-    """`snapshot_path`: also save the decoded frame there as JPEG (for `edge detect` on the real view)."""
+def probe_camera(camera_cfg, timeout_s: float = 10, snapshot_path: str | None = None,
+                 measure_s: float = MEASURE_S) -> dict:
+    """`snapshot_path`: also save the decoded frame there as JPEG (for `edge detect` on the real view).
+    `measure_s`: how long frames are read to measure the rate (the first SETTLE_S are not counted)."""
     url = redact(camera_cfg.url)
     camera_cfg = camera_cfg.model_copy(update={"open_timeout_s": min(camera_cfg.open_timeout_s, timeout_s),
                                                "read_timeout_s": min(camera_cfg.read_timeout_s, timeout_s)})
@@ -69,7 +71,7 @@ def probe_camera(camera_cfg, timeout_s: float = 10, snapshot_path: str | None = 
             img = None
             arrivals: list[float] = []
             n = 0
-            deadline = time.monotonic() + MEASURE_S
+            deadline = time.monotonic() + measure_s
             while n < MEASURE_FRAMES and time.monotonic() < deadline:
                 src.grab()
                 arrivals.append(time.monotonic())
@@ -105,7 +107,7 @@ def probe_camera(camera_cfg, timeout_s: float = 10, snapshot_path: str | None = 
 
     t = threading.Thread(target=work, name="camera-probe", daemon=True)
     t.start()
-    t.join(timeout_s + MEASURE_S + 1)
+    t.join(timeout_s + measure_s + 1)
     if t.is_alive():
         src = result.get("src")
         if src is not None:

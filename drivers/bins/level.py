@@ -106,7 +106,7 @@ class BinLevelLogic:
         self._temps.append(float(temperature_c))
         self.temperature_c = round(statistics.median(self._temps), 1)
         hist = self._temp_hist
-        hist.append((now, float(temperature_c)))
+        hist.append((now, self.temperature_c))  # the filtered value: one garbage reading is no slope either
         while hist and now - hist[0][0] > cal.temperature_rate_window_s:
             hist.popleft()
         span = hist[-1][0] - hist[0][0] if hist else 0.0

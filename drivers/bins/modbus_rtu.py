@@ -1,7 +1,7 @@
 """Modbus RTU requests and reply validation for the level-sensor bus, built on pymodbus 3's codec.
 
 pymodbus does the protocol work here: requests are pymodbus PDUs framed by its `FramerRTU` (so the bytes on
-the wire are pymodbus's), CRCs are its `FramerRTU.compute_CRC`, and register payloads are decoded by its
+the wire are pymodbus's), CRCs are its `FramerRTU.compute_CRC`, and exception replies are decoded by its
 `DecodePDU`. What is ours is the *verdict* on a reply buffer (`scan_reply`): the gateway must count per sensor
 why a poll failed — bad CRC, truncated frame, an answer from the wrong address, line noise — and pymodbus's
 client only logs those and then times out, so it cannot tell us. `scan_reply` is pure (bytes in, verdict out),
@@ -10,6 +10,7 @@ never raises, and is fuzzed with >100k frames in tests/test_bins_fuzz.py.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from typing import Literal
 
 from pymodbus.framer import FramerRTU
@@ -136,11 +137,11 @@ def _scan(buf: bytes, unit: int, function: int, count: int, final: bool) -> Repl
         if addr != unit:
             wrong_from = addr
             continue
-        pdu = _CLIENT_DECODER.decode(frame[1:-2])
-        regs = getattr(pdu, "registers", None)
-        if not isinstance(regs, list) or len(regs) != count:
-            continue
-        return ReplyVerdict("ok", registers=tuple(int(r) for r in regs), noise_bytes=i)
+        # CRC, address, function and byte count are checked, so the data is exactly `count` big-endian
+        # registers; unpacking them here is 10x faster than pymodbus's DecodePDU, which formats a debug
+        # string for every frame (it matters for fuzzing, not for a 10 s poll).
+        regs = struct.unpack_from(f">{count}H", frame, 3)
+        return ReplyVerdict("ok", registers=tuple(regs), noise_bytes=i)
     if not final:
         return ReplyVerdict("incomplete")
     if n == 0:

@@ -27,8 +27,9 @@ BOUNDARY = "edgeframe"
 
 class MjpegCamera:
     def __init__(self, scene: Scene, host: str = "127.0.0.1", port: int = 0, username: str | None = None,
-                 password: str | None = None):
+                 password: str | None = None, content_length: bool = True):
         self.scene = scene
+        self.content_length = content_length  # some cheap cameras send parts without Content-Length
         self.host = host
         self.port = port
         self.username = username
@@ -219,7 +220,8 @@ class MjpegCamera:
                 await self._wait_unstalled()
                 sent = self.frame_number
                 data = self._part_bytes(sent)
-                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n").encode()
+                length = f"Content-Length: {len(data)}\r\n" if self.content_length else ""
+                head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n{length}\r\n".encode()
                 await resp.write(head + data + b"\r\n")
                 self.parts_sent += 1
         except ConnectionError:  # client went away or drop() aborted the connection

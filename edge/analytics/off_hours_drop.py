@@ -94,8 +94,8 @@ class StationVisitAnalytic:
             if self.best is None or area >= self.best[0]:
                 self.best = (area, fr.frame.copy(), list(people), now)
             return out
-        if view.grey is not None and not uncertain:
-            self.baseline = view.grey
+        if view.grey is not None and not uncertain and not people_boxes(fr):
+            self.baseline = view.grey  # only a picture with nobody in it anywhere is a "before"
         if self.state == "visiting" and now - (self.last_person or now) >= self.station.visit_gap_s:
             self.state = "watching"
         if self.state == "watching":

@@ -499,6 +499,10 @@ def score(run: SceneRun) -> dict[str, Any]:
         used.add(match)
         c(kind)["tp"] += 1
         o = produced[match]
+        if "updates" in exp:
+            lo, hi = exp["updates"] if isinstance(exp["updates"], list) else (exp["updates"], exp["updates"])
+            if not lo <= o.alert["updates"] <= hi:
+                problems.append(f"{kind} {o.alert['zone']}: {o.alert['updates']} updates, expected {exp['updates']}")
         ck = f"{kind} (cleared)"
         if "cleared_s" in exp:
             if _in(o.cleared_t, exp["cleared_s"]):
@@ -510,6 +514,14 @@ def score(run: SceneRun) -> dict[str, Any]:
         elif exp.get("cleared") is False and o.cleared_t is not None:
             c(ck)["fp"] += 1
             problems.append(f"{kind} {o.alert['zone']}: cleared at {o.cleared_t:.0f} s but should stay open")
+    for st, want in (run.scene.spec.get("expect_stats") or {}).items():
+        got = run.stats["stations"].get(st, {})
+        for field, value in want.items():
+            have = got.get(field)
+            ok = (have is not None and float(value[0]) <= have <= float(value[1])) if isinstance(value, list) \
+                else have == value
+            if not ok:
+                problems.append(f"station {st}: {field} is {have}, expected {value}")
     for i, o in enumerate(produced):
         if i not in used:
             c(o.alert["kind"])["fp"] += 1

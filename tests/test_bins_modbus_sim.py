@@ -1,6 +1,8 @@
 """Modbus RTU level-sensor bus: driver <-> pymodbus simulator over real ptys, events in a real SQLite store."""
 from __future__ import annotations
 
+import termios
+
 import pytest
 
 from drivers.bins import ModbusLevelBusDriver
@@ -56,6 +58,11 @@ async def test_wire_bytes_are_the_issue_vectors(rig):
     online = {e.payload["device"] for e in await h.events("device.online")}
     assert online == {"bins-a", "bins-a.1"}
     assert drv.health()["sensors"]["bins-a.1"]["ok"] == 2
+    # 9600 8N1 really is set on both ends (pymodbus would default to 19200): read the ttys' termios
+    for fd in (sim.host._slave, sim.device._slave):
+        iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(fd)
+        assert ispeed == ospeed == termios.B9600
+        assert cflag & termios.CSIZE == termios.CS8 and not cflag & (termios.PARENB | termios.CSTOPB)
 
 
 async def test_fill_curve_raises_and_clears_full_with_hysteresis(rig):

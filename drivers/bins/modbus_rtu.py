@@ -1,11 +1,15 @@
 """Modbus RTU requests and reply validation for the level-sensor bus, built on pymodbus 3's codec.
 
-pymodbus does the protocol work here: requests are pymodbus PDUs framed by its `FramerRTU` (so the bytes on
-the wire are pymodbus's), CRCs are its `FramerRTU.compute_CRC`, and exception replies are decoded by its
-`DecodePDU`. What is ours is the *verdict* on a reply buffer (`scan_reply`): the gateway must count per sensor
-why a poll failed — bad CRC, truncated frame, an answer from the wrong address, line noise — and pymodbus's
-client only logs those and then times out, so it cannot tell us. `scan_reply` is pure (bytes in, verdict out),
-never raises, and is fuzzed with >100k frames in tests/test_bins_fuzz.py.
+pymodbus does the protocol work: requests are pymodbus PDUs framed by its `FramerRTU` (the bytes on the wire
+are pymodbus's), CRCs are its `FramerRTU.compute_CRC`, exception replies are decoded by its `DecodePDU`, and
+the simulator is pymodbus's own RTU server.
+
+Why not pymodbus's `AsyncModbusSerialClient` for the transaction itself: the gateway must count *per sensor*
+why a poll failed (bad CRC, truncated frame, answer from a wrong address, noise) and the client only logs
+those and then times out; its reconnect timers run on asyncio's clock, not ctx.clock; and a CRC-valid but
+malformed reply makes its framer raise inside the transport's data callback. So the transaction loop
+(rtu_master.py) and the verdict on the received bytes (`scan_reply`, here) are ours: pure, never raising,
+and fuzzed with >100k frames in tests/test_bins_fuzz.py.
 """
 from __future__ import annotations
 

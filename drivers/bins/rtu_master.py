@@ -14,14 +14,18 @@ from .serial_link import SerialLink
 #: after a reply-shaped but broken frame, this much line silence ends the wait early (USB-serial adapters
 #: deliver in ~16 ms chunks, so much more than the 3.5-character RTU gap)
 IDLE_GAP_S = 0.1
-#: RTU needs >= 3.5 characters (4 ms at 9600) of silence between frames; a little more for slow sensors
-INTER_FRAME_S = 0.006
+
+
+def inter_frame_s(baudrate: int) -> float:
+    """RTU needs >= 3.5 characters of silence between frames (11 bits each: 4 ms at 9600), plus a margin."""
+    return 3.5 * 11 / max(1200, baudrate) + 0.001
 
 
 class RtuMaster:
     def __init__(self, link: SerialLink, timeout_s: float = 0.5):
         self.link = link
         self.timeout_s = timeout_s
+        self.gap_s = inter_frame_s(link.cfg.baudrate)
         self.stray_bytes = 0  # bytes that arrived while nobody was asked (noise, late replies)
         self.transactions = 0
         self.last_request = b""
@@ -56,4 +60,4 @@ class RtuMaster:
                 else:
                     await self.link.wait_data(remaining)
         finally:
-            await asyncio.sleep(INTER_FRAME_S)
+            await asyncio.sleep(self.gap_s)

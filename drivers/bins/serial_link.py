@@ -45,19 +45,23 @@ class SerialLink:
         try:
             ser = serial.Serial(port=c.port, baudrate=c.baudrate, bytesize=c.bytesize, parity=c.parity,
                                 stopbits=c.stopbits, timeout=0, write_timeout=0, exclusive=True)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except Exception as exc:  # SerialException, OSError, ValueError, termios.error: all mean "no port"
             raise PortLost(f"cannot open {c.port}: {exc}") from None
         self._ser = ser
-        self._fd = ser.fileno()
-        os.set_blocking(self._fd, False)
         try:
-            ser.reset_input_buffer()
-        except (serial.SerialException, OSError):
-            pass
+            self._fd = ser.fileno()
+            os.set_blocking(self._fd, False)
+            try:
+                ser.reset_input_buffer()  # whatever piled up while nobody listened is stale
+            except (serial.SerialException, OSError):
+                pass
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(self._fd, self._readable)
+        except Exception as exc:
+            self.close()
+            raise PortLost(f"cannot use {c.port}: {exc}") from None
         self.rx.clear()
         self.lost_reason = None
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._fd, self._readable)
         self.opens += 1
 
     def _readable(self) -> None:

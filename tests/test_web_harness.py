@@ -72,8 +72,8 @@ stations:
     bins: [a-kitchen, a-other]
 
 alerts:
-  push_retry_min_s: 1
-  push_retry_max_s: 4
+  push_retry_min_s: {retry_min}
+  push_retry_max_s: {retry_max}
 {alerts}
 web:
   host: 127.0.0.1
@@ -91,16 +91,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(tmp_path: Path, alerts_yaml: str = "", port: int | None = None) -> Path:
+def write_config(tmp_path: Path, alerts_yaml: str = "", port: int | None = None, retry: tuple = (1, 4)) -> Path:
     path = tmp_path / "edge.yaml"
-    path.write_text(CONFIG.format(data=tmp_path / "data", port=port or free_port(), alerts=alerts_yaml),
-                    encoding="utf-8")
+    path.write_text(CONFIG.format(data=tmp_path / "data", port=port or free_port(), alerts=alerts_yaml,
+                                  retry_min=retry[0], retry_max=retry[1]), encoding="utf-8")
     return path
 
 
 async def wait_for(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
     """Poll (sync or async) `cond` until it returns something truthy."""
     deadline = time.monotonic() + timeout
+    tries = 0
     while True:
         r = cond()
         if asyncio.iscoroutine(r):
@@ -109,7 +110,28 @@ async def wait_for(cond: Callable[[], Any], timeout: float = 5.0, what: str = "c
             return r
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+        tries += 1
+        await asyncio.sleep(0.001 if tries < 20 else 0.02)
+
+
+async def step(h, clock, seconds: float, each: float | None = None) -> None:
+    """Move a FakeClock forward in lockstep with the push worker: never jump past a wake-up it has not
+    handled yet (the worker does real I/O between two fake-clock sleeps)."""
+    n = h.ctx.services["notify"]
+    left = float(seconds)
+
+    async def idle():
+        try:
+            await wait_for(lambda: n.sleeping and n.wake_at > clock.monotonic() - 1e-9, what="push worker idle")
+        except AssertionError:
+            raise AssertionError(f"push worker not idle: sleeping={n.sleeping} wake_at={n.wake_at} "
+                                 f"now={clock.monotonic()} loops={n.loops}") from None
+    while left > 1e-9:
+        await idle()
+        dt = min(left, max(1e-3, n.wake_at - clock.monotonic()), each or left)
+        await clock.advance(dt)
+        left -= dt
+    await idle()
 
 
 class Client:
@@ -238,9 +260,10 @@ class Harness:
 
 
 async def start_harness(tmp_path: Path, monkeypatch, alerts_yaml: str = "", clock=None,
-                        builders: list[str] | None = None, port: int | None = None) -> Harness:
+                        builders: list[str] | None = None, port: int | None = None,
+                        retry: tuple = (1, 4)) -> Harness:
     import edge.runtime.plugins as plugins
 
     monkeypatch.setattr(plugins, "BUILDERS", builders or BUILDERS)
-    path = write_config(tmp_path, alerts_yaml, port)
+    path = write_config(tmp_path, alerts_yaml, port, retry)
     return await Harness(tmp_path, path, clock).start()

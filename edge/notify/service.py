@@ -32,6 +32,7 @@ CURSOR_KEY = "notify.cursor_ms"
 REPLAY_MARGIN_MS = 60_000
 UNACKED = ("raised", "updated")
 PURGE_AFTER_MS = 7 * 86400_000
+IDLE_S = 300.0  # longest sleep: new rows wake the worker at once; this only bounds the effect of clock steps
 
 
 class Notifier(Component):
@@ -49,6 +50,9 @@ class Notifier(Component):
         self.channel_stats: dict[str, dict[str, Any]] = {}
         self.pending = 0
         self.last_error: str | None = None
+        self.loops = 0  # delivery passes so far; with `sleeping`, lets tests step a FakeClock in lockstep
+        self.sleeping = False
+        self.wake_at = 0.0
 
     # ---- wiring --------------------------------------------------------------------------------------------
     def attach(self, ctx) -> None:
@@ -153,7 +157,7 @@ class Notifier(Component):
                     ids.add(z.station)
                 cam = cfg.camera(z.camera)
                 text = z.name or z.id
-                if cam is not None and cam.name:
+                if cam is not None and cam.name and cam.name != text:
                     text += f" · {cam.name}"
             elif st is not None:
                 text = st.name or st.id
@@ -219,9 +223,14 @@ class Notifier(Component):
         self._wake.clear()
         sleeper = asyncio.ensure_future(self.ctx.clock.sleep(delay))
         waker = asyncio.ensure_future(self._wake.wait())
+        await asyncio.sleep(0)  # let both start, so the clock knows the deadline before we report "sleeping"
+        self.loops += 1
+        self.wake_at = self.ctx.clock.monotonic() + delay
+        self.sleeping = not (sleeper.done() or waker.done())
         try:
             await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.sleeping = False
             for t in (sleeper, waker):
                 t.cancel()
 
@@ -245,10 +254,10 @@ class Notifier(Component):
         if len(rows) >= 50:
             return 0.0
         nxt = await store.call(self.outbox.next_due_ms)
-        delay = 30.0 if nxt is None else max(0.0, (nxt - clock.time_ms()) / 1000)
+        delay = IDLE_S if nxt is None else max(0.0, (nxt - clock.time_ms()) / 1000)
         if paced_wait is not None:
             delay = min(delay, paced_wait)
-        return min(max(delay, 0.05), 30.0)
+        return min(max(delay, 0.05), IDLE_S)
 
     def _pace_wait(self, channel: str) -> float:
         return max(0.0, self._next_send.get(channel, 0.0) - self.ctx.clock.monotonic())
@@ -264,7 +273,8 @@ class Notifier(Component):
         ch_id = row["channel"]
         stat = self._chan_stat(ch_id)
         age_ms = now - row["created_ms"]
-        if age_ms > cfg.alerts.push_max_age_h * 3600_000:
+        max_age_ms = int(cfg.alerts.push_max_age_h * 3600_000)
+        if age_ms >= max_age_ms:
             await store.call(self.outbox.mark_final, row["id"], "failed", now,
                              f"given up after {age_ms / 3600_000:.1f} h: {row['last_error'] or 'never sent'}",
                              False)
@@ -294,7 +304,9 @@ class Notifier(Component):
             attempt = row["attempts"] + 1
             delay = min(cfg.alerts.push_retry_max_s, cfg.alerts.push_retry_min_s * 2 ** (attempt - 1))
             delay *= random.uniform(0.8, 1.2)
-            await store.call(self.outbox.mark_retry, row["id"], now + int(delay * 1000), str(exc))
+            # never sleep past the give-up time: the failure is reported when it is due, not at the next retry
+            due = min(now + int(delay * 1000), row["created_ms"] + max_age_ms)
+            await store.call(self.outbox.mark_retry, row["id"], due, str(exc))
             self.stats["retries"] += 1
             stat["retries"] += 1
             stat["last_error"] = self.last_error = f"{ch_id}: {exc}"

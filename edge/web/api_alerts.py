@@ -5,7 +5,7 @@ import re
 
 from aiohttp import web
 
-from .http import ApiError, field, json_response, read_json, user
+from .http import CONSOLE, ApiError, field, json_response, read_json, user
 from .sse import event_summary
 
 STATES = ("raised", "updated", "acknowledged", "resolved", "cleared")
@@ -13,7 +13,7 @@ MEDIA_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 def _alerts(request: web.Request):
-    mgr = request.app["console"].ctx.services.get("alerts")
+    mgr = request.app[CONSOLE].ctx.services.get("alerts")
     if mgr is None:
         raise ApiError(503, "the alert manager is not running")
     return mgr
@@ -40,7 +40,7 @@ def _q(request: web.Request, name: str, max_len: int = 128) -> str | None:
 
 
 async def list_alerts(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     mgr = _alerts(request)
     state = _q(request, "state")
     if state and state not in STATES and state != "active":
@@ -53,7 +53,7 @@ async def list_alerts(request: web.Request) -> web.Response:
 
 
 async def get_alert(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     mgr = _alerts(request)
     alert_id = request.match_info["id"]
     a = await console.store.call(mgr.get, alert_id)
@@ -78,7 +78,7 @@ def _media_meta(store, ids: list[str]) -> list[dict]:
 async def _person_action(request: web.Request, action: str) -> web.Response:
     from edge.alerts import AlertError
 
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     mgr = _alerts(request)
     data = await read_json(request)
     note = field(data, "note", required=False, max_len=1000)
@@ -103,7 +103,7 @@ async def resolve_alert(request: web.Request) -> web.Response:
 
 
 async def get_media(request: web.Request) -> web.StreamResponse:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     media_id = request.match_info["id"]
     if not MEDIA_ID.match(media_id):
         raise ApiError(400, "malformed media id")
@@ -116,7 +116,7 @@ async def get_media(request: web.Request) -> web.StreamResponse:
 
 
 async def list_events(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     since = request.query.get("since_ms")
     try:
         since_ms = int(since) if since else None
@@ -130,7 +130,7 @@ async def list_events(request: web.Request) -> web.Response:
 
 
 async def get_event(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     e = await console.store.call(console.store.get_event, request.match_info["id"])
     if e is None:
         raise ApiError(404, f"no event with id {request.match_info['id']}")
@@ -138,7 +138,7 @@ async def get_event(request: web.Request) -> web.Response:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    return await request.app["console"].hub.handle(request)
+    return await request.app[CONSOLE].hub.handle(request)
 
 
 def routes(app: web.Application) -> None:

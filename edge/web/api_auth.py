@@ -6,7 +6,7 @@ import logging
 from aiohttp import web
 
 from .auth import AuthError
-from .http import SESSION_COOKIE, ApiError, field, json_response, public, read_json, requires, user
+from .http import CONSOLE, SESSION_COOKIE, ApiError, field, json_response, public, read_json, requires, user
 
 log = logging.getLogger("edge.web.auth")
 
@@ -16,7 +16,7 @@ def _client_ip(request: web.Request) -> str:
 
 
 def _set_session_cookie(request: web.Request, resp: web.Response, sid: str) -> None:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     resp.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="Strict", secure=console.secure_cookies,
                     path="/", max_age=int(console.config.web.session_hours * 3600))
 
@@ -29,7 +29,7 @@ def _me(who: dict, console) -> dict:
 
 @public
 async def login(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     data = await read_json(request)
     name = field(data, "name", max_len=64)
     password = field(data, "password", max_len=256)
@@ -54,7 +54,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     sid = request.cookies.get(SESSION_COOKIE)
     if sid:
         await console.store.call(console.accounts.end_session, sid)
@@ -64,11 +64,11 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    return json_response(_me(user(request), request.app["console"]))
+    return json_response(_me(user(request), request.app[CONSOLE]))
 
 
 async def change_password(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     who = user(request)
     if who["via"] != "session":
         raise ApiError(400, "API tokens have no password")
@@ -88,7 +88,7 @@ async def change_password(request: web.Request) -> web.Response:
 
 @public
 async def setup_status(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     users = await console.store.call(console.accounts.count_users)
     token = request.query.get("token", "")
     valid = users == 0 and await console.store.call(console.accounts.setup_token_valid, token)
@@ -97,7 +97,7 @@ async def setup_status(request: web.Request) -> web.Response:
 
 @public
 async def setup(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     data = await read_json(request)
     ip = _client_ip(request)
     keys = (f"ip:{ip}", "setup")
@@ -122,13 +122,13 @@ async def setup(request: web.Request) -> web.Response:
 # ---- users and tokens (installer) --------------------------------------------------------------------------
 @requires("installer")
 async def list_users(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     return json_response({"users": await console.store.call(console.accounts.users)})
 
 
 @requires("installer")
 async def add_user(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     data = await read_json(request)
     try:
         u = await console.store.call(console.accounts.add_user, field(data, "name", max_len=64),
@@ -141,7 +141,7 @@ async def add_user(request: web.Request) -> web.Response:
 
 @requires("installer")
 async def delete_user(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     name = request.match_info["name"]
     try:
         await console.store.call(console.accounts.delete_user, name)
@@ -153,13 +153,13 @@ async def delete_user(request: web.Request) -> web.Response:
 
 @requires("installer")
 async def list_tokens(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     return json_response({"tokens": await console.store.call(console.accounts.tokens)})
 
 
 @requires("installer")
 async def add_token(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     data = await read_json(request)
     try:
         tok = await console.store.call(console.accounts.add_token, field(data, "name", max_len=64),
@@ -173,7 +173,7 @@ async def add_token(request: web.Request) -> web.Response:
 
 @requires("installer")
 async def revoke_token(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     try:
         await console.store.call(console.accounts.revoke_token, request.match_info["id"])
     except AuthError as exc:

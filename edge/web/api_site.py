@@ -14,7 +14,7 @@ from edge import __version__
 from edge.config.base import Secret
 
 from . import integrations as integ
-from .http import ApiError, json_response, public, requires, user
+from .http import CONSOLE, ApiError, json_response, public, requires, user
 from .metrics import render
 from .sse import event_summary
 
@@ -38,7 +38,7 @@ def _uplink(health: dict[str, dict]) -> dict[str, Any] | None:
 
 
 async def dashboard(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     ctx, store = console.ctx, console.store
     cfg = ctx.config
     health = _safe_health(ctx)
@@ -84,14 +84,14 @@ async def dashboard(request: web.Request) -> web.Response:
 
 
 async def cameras(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     states = integ.camera_states(console.ctx)
     return json_response({"cameras": [{"id": c.id, "name": c.name, "state": states.get(c.id, {})}
                                       for c in console.ctx.config.cameras]})
 
 
 async def snapshot(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     cam = request.match_info["id"]
     try:
         data = await integ.snapshot_jpeg(console.ctx, cam)
@@ -131,7 +131,7 @@ def _stats_from_events(store, station: str, now_ms: int) -> dict[str, Any]:
 
 
 async def stations(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     ctx, store = console.ctx, console.store
     cfg = ctx.config
     now = ctx.clock.time_ms()
@@ -176,7 +176,7 @@ def _device_view(d) -> dict[str, Any]:
 
 @requires("installer")
 async def devices(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     states = {d["id"]: d for d in await console.store.call(console.store.devices)}
     cfg = console.ctx.config
     fire_lanes = [{"id": z.id, "camera": z.camera, "name": z.name} for z in cfg.zones if z.type == "fire_lane"]
@@ -189,7 +189,7 @@ async def devices(request: web.Request) -> web.Response:
 
 @requires("installer")
 async def probe(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     dev_id = request.match_info["id"]
     d = console.ctx.config.device(dev_id)
     if d is None:
@@ -209,7 +209,7 @@ async def probe(request: web.Request) -> web.Response:
 
 
 async def device_events(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     dev_id = request.match_info["id"]
     events = await console.store.call(console.store.query_events, source=dev_id, limit=30)
     return json_response({"events": [event_summary(e) for e in events]})
@@ -217,7 +217,7 @@ async def device_events(request: web.Request) -> web.Response:
 
 @requires("installer")
 async def capture_reference(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     zone_id = request.match_info["id"]
     z = next((z for z in console.ctx.config.zones if z.id == zone_id), None)
     if z is None:
@@ -267,7 +267,7 @@ def redact(obj: Any) -> Any:
 
 @requires("installer")
 async def settings(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     path = console.ctx.config_path
     backups = sorted(p.name for p in path.parent.glob(f"{path.name}.bak-*")) if path else []
     return json_response({"config": redact(console.ctx.config), "path": str(path) if path else None,
@@ -276,7 +276,7 @@ async def settings(request: web.Request) -> web.Response:
 
 # ---- push status -------------------------------------------------------------------------------------------------
 async def notify_status(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     notify = console.ctx.services.get("notify")
     channels = [{"id": c.id, "type": c.type, "url": _mask_url(str(c.url))} for c in console.ctx.config.alerts.channels]
     if notify is None:
@@ -286,7 +286,7 @@ async def notify_status(request: web.Request) -> web.Response:
 
 @requires("installer")
 async def notify_test(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     notify = console.ctx.services.get("notify")
     if notify is None:
         raise ApiError(503, "push delivery is not running (no channels configured)")
@@ -301,7 +301,7 @@ async def notify_test(request: web.Request) -> web.Response:
 # ---- health and metrics ------------------------------------------------------------------------------------------
 @public
 async def healthz(request: web.Request) -> web.Response:
-    ctx = request.app["console"].ctx
+    ctx = request.app[CONSOLE].ctx
     sup = ctx.supervisor
     ok = bool(sup is not None and sup.healthy())
     down = [n for n, s in getattr(sup, "slots", {}).items() if s.component.critical and s.state != "running"]
@@ -310,7 +310,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     stats = await console.metric_stats()
     text = render(console.ctx, stats, console.rates.rates())
     return web.Response(body=text.encode("utf-8"),

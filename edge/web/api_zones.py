@@ -7,20 +7,20 @@ from aiohttp import web
 
 from edge.config.zones import ZoneConfig, polygon_problem
 
-from .http import ApiError, json_response, read_json, requires, user
+from .http import CONSOLE, ApiError, json_response, read_json, requires, user
 from .zones_file import ZoneEditError
 
 ZONE_TYPES = list(typing.get_args(ZoneConfig.model_fields["type"].annotation))
 
 
 async def list_zones(request: web.Request) -> web.Response:
-    cfg = request.app["console"].ctx.config
+    cfg = request.app[CONSOLE].ctx.config
     return json_response({
         "zones": [z.model_dump(mode="json") for z in cfg.zones],
         "cameras": [{"id": c.id, "name": c.name} for c in cfg.cameras],
         "stations": [{"id": s.id, "name": s.name} for s in cfg.stations],
         "types": ZONE_TYPES,
-        "editable": request.app["console"].ctx.config_path is not None,
+        "editable": request.app[CONSOLE].ctx.config_path is not None,
     })
 
 
@@ -38,7 +38,7 @@ def _check_polygon(fields: dict) -> None:
 
 
 async def _change(request: web.Request, op: str, zone_id: str | None) -> web.Response:
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     fields = {} if op == "delete" else await read_json(request)
     if op != "delete":
         _check_polygon(fields)

@@ -14,7 +14,7 @@ from edge.runtime.component import Component
 
 from . import api_alerts, api_auth, api_site, api_zones
 from .auth import Accounts
-from .http import auth_middleware, errors_middleware, public, security_headers
+from .http import CONSOLE, USER, auth_middleware, errors_middleware, public, security_headers
 from .i18n import t
 from .metrics import RateSampler
 from .sse import SseHub
@@ -115,12 +115,12 @@ class WebConsole(Component):
     # ---- the app ---------------------------------------------------------------------------------------------
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=self.max_body)
-        app["console"] = self
+        app[CONSOLE] = self
         app.on_response_prepare.append(security_headers)
 
         @public
         async def login_page(request: web.Request):
-            if request["user"] is not None:
+            if request[USER] is not None:
                 raise web.HTTPFound("/")
             return web.FileResponse(STATIC / "login.html")
 

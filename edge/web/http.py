@@ -11,6 +11,8 @@ from aiohttp import web
 
 log = logging.getLogger("edge.web")
 
+CONSOLE = web.AppKey("console", object)  # the WebConsole of this app
+USER = web.RequestKey("user", object)  # who made the request (dict) or None
 SESSION_COOKIE = "edge_sid"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -55,7 +57,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, f"request body too large (at most {request.app['console'].max_body // 1024} KB)")
+        raise ApiError(413, f"request body too large (at most {request.app[CONSOLE].max_body // 1024} KB)")
     if not raw:
         return {}
     try:
@@ -98,7 +100,7 @@ def public(fn):
 
 
 def user(request: web.Request) -> dict[str, Any]:
-    return request["user"]
+    return request[USER]
 
 
 def _is_public(request: web.Request, handler) -> bool:
@@ -120,7 +122,7 @@ def _origin_ok(request: web.Request) -> bool:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler):
-    console = request.app["console"]
+    console = request.app[CONSOLE]
     try:
         resp = await handler(request)
     except ApiError as exc:
@@ -145,8 +147,8 @@ async def errors_middleware(request: web.Request, handler):
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    console = request.app["console"]
-    request["user"] = None
+    console = request.app[CONSOLE]
+    request[USER] = None
     auth = request.headers.get("Authorization", "")
     who = None
     if auth.lower().startswith("bearer "):
@@ -157,7 +159,7 @@ async def auth_middleware(request: web.Request, handler):
         sid = request.cookies.get(SESSION_COOKIE)
         if sid:
             who = await console.store.call(console.accounts.session, sid)
-    request["user"] = who
+    request[USER] = who
     if not _is_public(request, handler) and who is None:
         if request.path.startswith("/api/") or request.path == "/metrics":
             return error(401, "login required")

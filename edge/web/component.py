@@ -153,11 +153,12 @@ class WebConsole(Component):
         try:
             site = web.TCPSite(runner, cfg.host, cfg.port)
             await site.start()
-            self.port = runner.addresses[0][1] if runner.addresses else cfg.port
+            port = runner.addresses[0][1] if runner.addresses else cfg.port
             shown_host = cfg.host if cfg.host not in ("0.0.0.0", "::", "") else _lan_address()
-            self.url = cfg.public_url or f"http://{shown_host}:{self.port}"
-            log.info("console listening", extra={"url": self.url, "host": cfg.host, "port": self.port})
+            self.url = cfg.public_url or f"http://{shown_host}:{port}"
             await self._announce_setup()
+            self.port = port  # set last: "port known" means the console is fully up (tests wait for it)
+            log.info("console listening", extra={"url": self.url, "host": cfg.host, "port": port})
             while True:
                 self.rates.sample(ctx.clock.monotonic(), getattr(ctx.bus, "by_kind", {}))
                 await ctx.clock.sleep(RATE_SAMPLE_S)

@@ -110,6 +110,9 @@ class ModbusLevelBusDriver(Component):
             self.link.open()
         except PortLost as exc:
             self.open_failures += 1
+            if self.bus_state.state != "offline":
+                self.ctx.log.warning("cannot open the modbus bus port; retrying with backoff",
+                                     extra={"bus": self.cfg.id, "port": self.cfg.serial.port, "error": str(exc)})
             self.last_error = str(exc)
             await self.bus_state.miss(str(exc), {"port": self.cfg.serial.port}, immediate=True)
             for s in self._sensors:  # sensors behind a missing adapter miss their polls too
@@ -162,11 +165,12 @@ class ModbusLevelBusDriver(Component):
         addr = rm.distance_processed if rm.distance_source == "processed" else rm.distance_realtime
         v = await self._read(sensor, addr)
         if v.status == "exception":
-            # It answers, so it is online, but the register map does not fit this model: say so, once per poll.
+            # It answers, so it is online, but the register map does not fit this model: say so once.
             await sensor.state.seen(self._info(sensor))
-            self.ctx.log.warning("sensor refused the distance register; check register_map / model",
-                                 extra={"device": sensor.device, "register": hex(addr),
-                                        "exception": EXCEPTION_NAMES.get(v.exception_code, v.exception_code)})
+            if c.exception == 1 or c.exception % 100 == 0:
+                self.ctx.log.warning("sensor refused the distance register; check register_map / model",
+                                     extra={"device": sensor.device, "register": hex(addr), "refusals": c.exception,
+                                            "exception": EXCEPTION_NAMES.get(v.exception_code, v.exception_code)})
             return
         if v.status != "ok":
             c.missed_total += 1

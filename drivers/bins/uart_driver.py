@@ -64,6 +64,9 @@ class UartLevelDriver(Component):
             self.link.open()
         except PortLost as exc:
             self.open_failures += 1
+            if self.state.state != "offline":
+                self.ctx.log.warning("cannot open the UART level sensor port; retrying with backoff",
+                                     extra={"device": self.cfg.id, "port": self.cfg.serial.port, "error": str(exc)})
             self.last_error = str(exc)
             if await self.state.miss(str(exc), {"port": self.cfg.serial.port}, immediate=True):
                 self.logic.reset_filters()

@@ -1,9 +1,13 @@
 """OSDP card reader on RS-485, the gateway in the control-panel (CP) role, through libosdp.
 
 libosdp runs the protocol in its own thread (polling, sequence numbers, secure channel) and talks to the
-port through a Channel; this driver gives it a pyserial port wrapped in a TapChannel that also feeds our
-own frame parser (osdp_frame.py) so bad CRCs, short frames, noise and wrong-address replies are counted
-per reader. Events come back from the libosdp thread and are handed to the asyncio loop.
+port through a Channel; this driver gives it a pyserial port wrapped in a FilterChannel: every received
+byte goes through our own frame parser (osdp_frame.py) first, and libosdp is handed only complete,
+CRC-checked replies from its own PD. Bad CRCs, short frames, noise, echoes and other addresses are counted
+per reader and dropped before libosdp sees them — on a single bad CRC libosdp itself would declare the PD
+offline for 300 s, so one burst of line noise would otherwise flap device.offline/online. libosdp
+re-sends a command whose reply was dropped, like after any lost reply. Events come back from the
+libosdp thread and are handed to the asyncio loop.
 
 Liveness is judged here, not by libosdp alone: libosdp needs ~8 s of silence before it declares a PD
 offline and then waits minutes before probing again. The driver declares the reader offline after
@@ -18,8 +22,8 @@ import time
 from typing import Any
 
 import serial
-from osdp import CardFormat, Channel, ControlPanel, Event as OsdpEvent, EventNotification, LibFlag, LogLevel, \
-    PDInfo, StatusReportType
+from osdp import CardFormat, Channel, ControlPanel, Event as OsdpEvent, LibFlag, LogLevel, PDInfo, \
+    StatusReportType
 
 from edge.runtime.component import Component
 
@@ -34,8 +38,8 @@ KEY_STAR, KEY_HASH = 0x7F, 0x0D  # how OSDP osdp_KEYPAD encodes '*' and '#'
 LIVENESS_S = 0.05
 
 
-class TapChannel(Channel):
-    """The libosdp channel: a non-blocking pyserial port; every received byte also goes to FrameParser.
+class FilterChannel(Channel):
+    """The libosdp channel: a non-blocking pyserial port behind FrameParser (see the module docstring).
     Runs in the libosdp thread; must never raise into C."""
 
     def __init__(self, port: serial.Serial, parser: FrameParser):
@@ -47,44 +51,55 @@ class TapChannel(Channel):
         self.rx_bytes = 0
         self.tx_bytes = 0
         self.parser_errors = 0
+        self._out = bytearray()  # checked frames not yet taken by libosdp
 
     def read(self, max_bytes: int) -> bytes:
         if self.dead:
             return b""
         try:
-            data = self.port.read(max_bytes)
-        except (serial.SerialException, OSError, TypeError) as exc:
+            data = self.port.read(max(max_bytes, 256))
+        except Exception as exc:  # SerialException, OSError, termios.error ...: nothing may raise into C
             self.dead = f"read failed: {exc}"
             return b""
         try:
             if data:
                 self.rx_bytes += len(data)
                 for frame in self.parser.feed(data):
-                    if frame.reply:
-                        self.last_reply = time.monotonic()
+                    self._out += frame.raw
+                    self.last_reply = time.monotonic()
             else:
                 self.parser.idle()
         except Exception:  # never let a parser bug stop the protocol thread
             self.parser_errors += 1
-        return data
+        if not self._out:
+            return b""
+        n = max(0, int(max_bytes))
+        chunk = bytes(self._out[:n])
+        del self._out[:n]
+        return chunk
 
     def write(self, buf: bytes) -> int:
         if self.dead:
             return len(buf)  # pretend: the session is being torn down anyway
         try:
             n = self.port.write(buf) or 0
-            self.tx_bytes += n
-            return n
-        except (serial.SerialException, OSError, TypeError) as exc:
+        except Exception as exc:  # SerialException, OSError, termios.error ...: nothing may raise into C
             self.dead = f"write failed: {exc}"
             return len(buf)
+        self.tx_bytes += n
+        if buf and n == 0:
+            # A hung-up tty (adapter unplugged) can accept nothing without raising.
+            self.dead = "write failed: port accepts no data"
+        # Always report the whole buffer as sent: libosdp's send-failure path is not something we want it
+        # to take (it drops the PD for 300 s); a lost frame is handled like a lost reply instead.
+        return len(buf)
 
     def flush(self) -> None:
         if self.dead:
             return
         try:
             self.port.flush()
-        except (serial.SerialException, OSError, TypeError) as exc:
+        except Exception as exc:  # SerialException, OSError, termios.error ...: nothing may raise into C
             self.dead = f"flush failed: {exc}"
 
 
@@ -115,9 +130,9 @@ class OsdpReaderDriver(Component):
         self.counters: dict[str, int] = {
             "sessions": 0, "open_failures": 0, "port_errors": 0, "cards": 0, "card_parity_errors": 0,
             "card_bad_length": 0, "card_bad_bits": 0, "keypad_entries": 0, "tamper_reports": 0,
-            "libosdp_offline": 0, "events_dropped": 0}
+            "events_dropped": 0}
         self._frame_stats: dict[str, int] = {}
-        self._channel: TapChannel | None = None
+        self._channel: FilterChannel | None = None
         self._keys: dict[int, tuple[str, float]] = {}
         self._inbox: asyncio.Queue | None = None
 
@@ -155,15 +170,19 @@ class OsdpReaderDriver(Component):
         """One CP session on an open port; returns why it ended."""
         self.counters["sessions"] += 1
         parser = FrameParser(expect_address=self.cfg.address, expect_reply=True)
-        channel = TapChannel(port, parser)
+        channel = FilterChannel(port, parser)
         self._channel = channel
-        flags = [LibFlag.EnableNotification] + ([LibFlag.EnforceSecure] if scbk else [])
+        # No LibFlag.EnableNotification: liveness is judged from the replies we see (libosdp's own verdict
+        # comes ~8 s late). Note for anyone touching the channel: an exception escaping a channel method
+        # leaves libosdp 3.2.9's binding with a pending Python error, after which its thread breaks or
+        # deadlocks in the next callback — hence the catch-all in FilterChannel.
+        flags = [LibFlag.EnforceSecure] if scbk else []
         info = PDInfo(self.cfg.address, channel, scbk=scbk, name=self.cfg.id, flags=flags)
 
         def on_event(_pd: int, event: dict) -> int:  # libosdp thread
             try:
                 loop.call_soon_threadsafe(self._inbox_put, event)
-            except RuntimeError:  # loop closed during shutdown
+            except Exception:  # loop closed during shutdown; nothing may raise into C
                 pass
             return 0
 
@@ -214,9 +233,6 @@ class OsdpReaderDriver(Component):
             await self._keypress(ctx, ev)
         elif kind == OsdpEvent.Status:
             self._status(ctx, ev)
-        elif kind == OsdpEvent.Notification:
-            if ev.get("type") == EventNotification.PeripheralDeviceStatus and not ev.get("arg0"):
-                self.counters["libosdp_offline"] += 1
 
     def _card(self, ctx, ev: dict) -> None:
         fmt = ev.get("format")

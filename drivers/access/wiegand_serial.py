@@ -78,7 +78,7 @@ class WiegandSerialDriver(Component):
                 readable.clear()
                 try:
                     data = port.read(4096)
-                except (serial.SerialException, OSError, TypeError) as exc:
+                except Exception as exc:  # SerialException, OSError, termios.error: the adapter is gone
                     return f"serial port lost ({exc})"
                 if data:
                     last_rx = time.monotonic()

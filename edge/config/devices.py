@@ -53,7 +53,8 @@ class OsdpReader(Strict):
     scbk: Secret | None = Field(default=None, description="secure channel base key (16 bytes hex)")
     door: int | None = None
     name: str = ""
-    offline_after_s: float = Field(default=5, gt=0)
+    offline_after_s: float = Field(default=5, ge=1.5, description="no valid reply this long = offline; must "
+                                   "exceed libosdp's ~1 s re-probe after one lost reply")
     allow: list[str] | None = Field(default=None, description="credentials (facility:card) the gateway grants; "
                                     "without a list card reads are only reported (reader.card)")
     keypad: Literal["masked", "clear"] = Field(default="masked", description="PINs are secrets: digits are "

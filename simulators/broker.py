@@ -41,7 +41,10 @@ class MosquittoBroker:
         body = self.extra_conf if "listener" in self.extra_conf else (
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n" + self.extra_conf)
         conf.write_text(
-            f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n"
+            # as root, mosquitto drops to user "mosquitto", which cannot write into 0700 temp dirs: no log and no
+            # persistence file, so a restart silently lost every session. "user root" keeps it able to write.
+            ("user root\n" if os.geteuid() == 0 else "")
+            + f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n"
             f"log_dest file {self.log_path}\nlog_type all\nmax_queued_messages 0\n" + body)
         return conf
 

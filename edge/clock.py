@@ -92,3 +92,27 @@ class FakeClock(Clock):
             self._now += delta
             for _ in range(5):
                 await asyncio.sleep(0)
+
+
+class ScaledClock(Clock):
+    """Wall time that runs `speed` times faster than real time, from now on (the demo's time compression).
+
+    Everything that reads the injected clock — dwell times, poll intervals, offline timers, drop windows — runs
+    `speed` times faster together, so the analytics behave exactly as at speed 1, just sooner.
+    """
+
+    def __init__(self, speed: float = 1.0, start: float | None = None):
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self.speed = float(speed)
+        self._wall0 = time.time() if start is None else float(start)
+        self._mono0 = time.monotonic()
+
+    def time(self) -> float:
+        return self._wall0 + (time.monotonic() - self._mono0) * self.speed
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._mono0) * self.speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)

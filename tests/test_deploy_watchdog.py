@@ -163,7 +163,17 @@ class Crasher(Component):
 
 
 @pytest.fixture
+async def lag():
+    """A running loop-lag probe, as the SystemdNotify component runs it."""
+    probe = LoopLagProbe(tick_s=0.05)
+    task = asyncio.create_task(probe.run())
+    yield probe
+    task.cancel()
+
+
+@pytest.fixture
 async def ctx(tmp_path, minimal_config_text):
+    pytest.importorskip("cloud_bridge.outbox")  # registers the outbox counters the health check reads
     cfg = load_config_text(minimal_config_text)
     clock = SystemClock()
     store = Store(tmp_path / "edge.db", clock_ms=clock.time_ms)
@@ -177,8 +187,7 @@ async def ctx(tmp_path, minimal_config_text):
     store.close()
 
 
-async def test_read_only_store_withholds_watchdog(ctx):
-    lag = LoopLagProbe()
+async def test_read_only_store_withholds_watchdog(ctx, lag):
     hc = HealthCheck(ctx, lag, store_timeout_s=2)
     Supervisor(ctx, [])
     first = await hc.check()
@@ -194,8 +203,8 @@ async def test_read_only_store_withholds_watchdog(ctx):
     assert (await hc.check()).ok
 
 
-async def test_bus_commits_spare_the_probe_write(ctx):
-    hc = HealthCheck(ctx, LoopLagProbe())
+async def test_bus_commits_spare_the_probe_write(ctx, lag):
+    hc = HealthCheck(ctx, lag)
     Supervisor(ctx, [])
     await hc.check()
     probes = hc.probes
@@ -208,33 +217,48 @@ async def test_bus_commits_spare_the_probe_write(ctx):
     assert res.ok and hc.probes == probes, "a fresh bus commit proves the store writable without a probe"
 
 
-async def test_outbox_stuck_only_when_connected(ctx):
+async def committed(ctx, n: int) -> None:
+    """Emit n events and wait until the bus has put them in the store (and so in the outbox)."""
+    target = ctx.bus.committed + n
+    for i in range(n):
+        ctx.emit_new("gateway.test", "test", {"i": i})
+    for _ in range(200):
+        if ctx.bus.committed >= target:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("bus did not commit")
+
+
+async def test_outbox_stuck_only_when_connected(ctx, lag):
     up = FakeUplink()
     sup = Supervisor(ctx, [up])
     sup.start()
     await asyncio.sleep(0.05)
-    hc = HealthCheck(ctx, LoopLagProbe(), outbox_stall_s=0.3)
-    up.state = {"connected": True, "outbox_depth": 50, "sent": 10}
-    assert (await hc.check()).ok
+    hc = HealthCheck(ctx, lag, outbox_stall_s=0.3)
+    await committed(ctx, 50)  # a real backlog in the outbox
+    up.state = {"connected": True, "outbox_depth": 0, "acked": 10}  # a stale depth must not hide it
+    first = await hc.check()
+    assert first.ok and first.facts["uplink"]["outbox_depth"] == 50, first.facts
     await asyncio.sleep(0.4)
-    up.state["sent"] = 11  # progress: counter moved
+    up.state["acked"] = 11  # progress: a PUBACK came in
     assert (await hc.check()).ok
     await asyncio.sleep(0.4)
     res = await hc.check()  # nothing moved for 0.4 s while connected with a backlog
-    assert not res.ok and "outbox stuck" in res.problems[0], res.problems
+    assert not res.ok and "outbox stuck" in res.problems[0] and "50 events" in res.problems[0], res.problems
     up.state["connected"] = False  # offline: a backlog is expected, not a fault
     res = await hc.check()
-    assert res.ok and any("uplink offline" in n for n in res.notes)
+    assert res.ok and any("uplink offline, 50 events waiting" in n for n in res.notes), res.notes
     assert "offline" in res.status_line()
 
 
-async def test_outbox_progress_timestamp_counts(ctx):
+async def test_outbox_progress_timestamp_counts(ctx, lag):
     up = FakeUplink()
     sup = Supervisor(ctx, [up])
     sup.start()
     await asyncio.sleep(0.05)
-    hc = HealthCheck(ctx, LoopLagProbe(), outbox_stall_s=0.3)
-    up.state = {"connected": True, "outbox_depth": 5, "last_progress_ms": ctx.clock.time_ms()}
+    hc = HealthCheck(ctx, lag, outbox_stall_s=0.3)
+    await committed(ctx, 5)
+    up.state = {"connected": True, "depth": 5, "last_progress_ms": ctx.clock.time_ms()}
     assert (await hc.check()).ok
     await asyncio.sleep(0.4)
     up.state["last_progress_ms"] = ctx.clock.time_ms()  # the uplink says it just got a PUBACK
@@ -253,11 +277,11 @@ def test_progress_age_shapes():
     assert _progress_age_s("last_progress", None, now, mono) is None
 
 
-async def test_critical_component_down_past_grace(ctx):
+async def test_critical_component_down_past_grace(ctx, lag):
     sup = Supervisor(ctx, [Crasher()], backoff_min=5)
     sup.start()
     await asyncio.sleep(0.05)
-    hc = HealthCheck(ctx, LoopLagProbe(), critical_grace_s=0.2)
+    hc = HealthCheck(ctx, lag, critical_grace_s=0.2)
     res = await hc.check()
     assert res.ok and any("reader restarting" in n for n in res.notes), res
     await asyncio.sleep(0.3)
@@ -265,7 +289,7 @@ async def test_critical_component_down_past_grace(ctx):
     assert not res.ok and "critical component reader" in res.problems[0]
 
 
-async def test_real_uplink_stalled_broker_withholds_watchdog(tmp_path, mosquitto):
+async def test_real_uplink_stalled_broker_withholds_watchdog(tmp_path, mosquitto, lag):
     """With cloud_bridge's real uplink: a broker that keeps the TCP connection but stops answering (SIGSTOP)
     makes the outbox stall while "connected" -> unhealthy; SIGCONT -> progress -> healthy again."""
     pytest.importorskip("cloud_bridge.uplink")
@@ -277,7 +301,7 @@ async def test_real_uplink_stalled_broker_withholds_watchdog(tmp_path, mosquitto
     gw = Gateway(load_config_text(text))
     ctx = await gw.start()
     try:
-        hc = HealthCheck(ctx, LoopLagProbe(), outbox_stall_s=1.5)
+        hc = HealthCheck(ctx, lag, outbox_stall_s=1.5)
 
         async def until(pred, timeout=10.0):
             end = time.monotonic() + timeout
@@ -288,21 +312,19 @@ async def test_real_uplink_stalled_broker_withholds_watchdog(tmp_path, mosquitto
                 await asyncio.sleep(0.2)
             raise AssertionError(f"condition not reached: {res.problems} {res.facts}")
 
-        def emit(n):
-            for i in range(n):
-                ctx.emit_new("gateway.started", "gw-wd-1", {"version": "t", "config_hash": str(i), "pid": i})
 
         up = await until(lambda r: (r.facts.get("uplink") or {}).get("connected"))
         assert up.ok, up.problems
         os.kill(mosquitto.proc.pid, signal.SIGSTOP)
         try:
-            emit(20)
+            await committed(ctx, 20)
             stuck = await until(lambda r: not r.ok, timeout=15)
             assert "outbox stuck" in stuck.problems[0], stuck.problems
-            assert stuck.facts["uplink"]["connected"] and stuck.facts["uplink"]["outbox_depth"]
+            assert stuck.facts["uplink"]["connected"] and stuck.facts["uplink"]["outbox_depth"] >= 20
         finally:
             os.kill(mosquitto.proc.pid, signal.SIGCONT)
+        # the broker answers again: the backlog moves (acks or depth going down) and the check passes
         healthy = await until(lambda r: r.ok, timeout=15)
         assert not healthy.problems
     finally:
-        await gw.stop()
+        await asyncio.wait_for(gw.stop(), 30)  # a hang here is a stop bug, not a reason to wait 5 minutes

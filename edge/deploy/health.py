@@ -132,6 +132,8 @@ class HealthCheck:
         self._down_since: dict[str, float] = {}
         self.probes = 0
         self.probe_failures = 0
+        self.depth_errors = 0
+        self.last_depth_error: str | None = None
 
     # ---- 2. store -------------------------------------------------------------------------------------
     async def _store_problem(self) -> str | None:
@@ -156,13 +158,30 @@ class HealthCheck:
         return None
 
     # ---- 3. uplink ------------------------------------------------------------------------------------
-    def _uplink(self, health: dict[str, dict], facts: dict, notes: list[str]) -> str | None:
+    async def _fresh_depth(self) -> int | None:
+        """The outbox backlog now, from cloud_bridge's trigger-maintained counters (one tiny table, so cheap on a
+        Pi). The uplink's own health() figure is refreshed only every few seconds and may be stale."""
+        try:
+            from cloud_bridge import outbox as cb_outbox
+        except ImportError:
+            return None
+        store = self.ctx.store
+        try:
+            st = await asyncio.wait_for(store.call(cb_outbox.stats, store), timeout=self.store_timeout_s)
+            return int(st.depth)
+        except Exception as exc:  # table missing (older schema) or store trouble: fall back to health()
+            self.depth_errors += 1
+            self.last_depth_error = f"{type(exc).__name__}: {exc}"
+            return None
+
+    async def _uplink(self, health: dict[str, dict], facts: dict, notes: list[str]) -> str | None:
         found = find_uplink(health)
         if found is None:
             return None
         name, h = found
         mono = time.monotonic()
-        depth = _depth(h)
+        fresh = await self._fresh_depth()
+        depth = fresh if fresh is not None else _depth(h)
         connected = bool(h.get("connected"))
         facts["uplink"] = {"component": name, "connected": connected, "outbox_depth": depth}
         ages = [a for k, v in h.items() if "progress" in k
@@ -233,7 +252,7 @@ class HealthCheck:
             health = {}
             problems.append(f"supervisor health report failed: {type(exc).__name__}: {exc}")
         problems += self._components(health, facts, notes)
-        uplink_problem = self._uplink(health, facts, notes)
+        uplink_problem = await self._uplink(health, facts, notes)
         if uplink_problem:
             problems.append(uplink_problem)
         return CheckResult(ok=not problems, problems=problems, notes=notes, facts=facts)

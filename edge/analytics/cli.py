@@ -113,10 +113,10 @@ def _blockers_in_reference(cfg, camera_id: str, img) -> list[str]:
     from .zones import ZoneShape
 
     try:
-        from models.runtime import load_detector
+        from models.runtime import shared_detector
         cam = cfg.camera(camera_id)
-        detector = load_detector(cam.model if cam and cam.model != "default" else cfg.models.default,
-                                 threads=cfg.models.threads, extra_dirs=cfg.models.extra_dirs)
+        detector = shared_detector(cam.model if cam and cam.model != "default" else cfg.models.default,
+                                   threads=cfg.models.threads, extra_dirs=cfg.models.extra_dirs)
         dets = detector.detect(img)
     except Exception as exc:
         return [f"could not check the picture with the detector ({exc}); use --no-check"]

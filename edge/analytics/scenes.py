@@ -339,6 +339,8 @@ class SceneRun:
     pipeline: dict[str, Any]
     status: dict[str, Any]
     stats: dict[str, Any]
+    labels: dict[str, int]  # detections per label over the run
+    health: dict[str, Any]  # the camera analytics' counters at the end
 
     def t(self, ts_ms: int) -> float:
         return ts_ms / 1000 - self.start_ts
@@ -382,6 +384,7 @@ def run_scene(scene: Scene, detector, workdir: str | Path | None = None, gate: b
             cam.detector.load_record(load_reference(store, CAMERA))
         pipe = VisionPipeline(detector, CAMERA, composer.size, gate=gate)
         pending = sorted(scene.spec.get("events", []), key=lambda e: float(e["at_s"]))
+        labels: dict[str, int] = {}
         for t, seg, frame in composer.samples():
             ts = start + t
             clock.set(ts)
@@ -396,6 +399,8 @@ def run_scene(scene: Scene, detector, workdir: str | Path | None = None, gate: b
                     sink.write_sync(fusion.on_sensor(e.payload, e_ts, e.source))
                 clock.set(ts)
             fr = pipe.step(frame, ts)
+            for d in fr.detections:
+                labels[d.label] = labels.get(d.label, 0) + 1
             sink.write_sync(cam.process(fr))
         alerts = manager.list(limit=1000)
         history = {a["id"]: manager.history(a["id"]) for a in alerts}
@@ -414,7 +419,7 @@ def run_scene(scene: Scene, detector, workdir: str | Path | None = None, gate: b
         pstats = dict(pipe.stats)
         pstats["detect_ms"] = round(pstats["detect_ms"], 1)
         return SceneRun(scene, list(bus.events), alerts, history, media, start, time.perf_counter() - t_wall,
-                        pstats, status, stats)
+                        pstats, status, stats, labels, cam.health())
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -545,8 +550,8 @@ def table(per_kind: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
 def evaluate(directory: str | Path, detector=None, evidence_dir: str | Path | None = None,
              gate: bool = True) -> dict[str, Any]:
     if detector is None:
-        from models.runtime import load_detector
-        detector = load_detector("default", threads=1)
+        from models.runtime import shared_detector
+        detector = shared_detector("default", threads=1)
     results = []
     total: dict[str, dict[str, int]] = {}
     t0 = time.perf_counter()

@@ -62,7 +62,9 @@ RULES: dict[str, Callable[[Event], Action | None]] = {
     "reader.tamper": lambda e: Action("raise" if _p(e, "active", True) else "clear", "reader.tamper",
                                       f"reader.tamper|{e.source}", e.source, f"Reader {e.source} tampered"),
     "bin.full": _raised_or_cleared("bin.full", "bin",
-                                   lambda e: f"Bin {_p(e, 'bin')} full ({_p(e, 'fill_pct', '?')} %, "
+                                   lambda e: (f"Bin {_p(e, 'bin')} full ({_p(e, 'fill_pct')} %, "
+                                              if _p(e, "fill_pct") is not None else
+                                              f"Bin {_p(e, 'bin')} overflowing (") +
                                              f"evidence: {'+'.join(_p(e, 'evidence', ['sensor']))})", "station"),
     "bin.temperature": _raised_or_cleared("bin.temperature", "bin",
                                           lambda e: f"Bin {_p(e, 'bin')} temperature {_p(e, 'temperature_c')} °C "

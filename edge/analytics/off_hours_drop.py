@@ -107,14 +107,14 @@ class StationVisitAnalytic:
         return out
 
     def _dropped(self, fr, view: FrameView, now: float):
-        """Box of something left at the station since the visit began, once it has settled; else None."""
+        """(box, label) of something left at the station since the visit began, once settled; else None."""
         shapes = self.shapes(fr.width, fr.height)
         for t in fr.tracks:
             if t.label in PEOPLE or t.label in VEHICLES or not t.stationary or self.visit_start is None:
                 continue
             if t.first_seen >= self.visit_start - 1 and any(shapes[z.id].footprint_inside(t.box, 0.3)
                                                              for z in self.drop_zones):
-                return tuple(t.box)
+                return tuple(t.box), t.label
         if self.visit_baseline is None or view.grey is None or view.grey.shape != self.visit_baseline.shape:
             return None
         gh, gw = view.grey.shape[0] // BLOCK, view.grey.shape[1] // BLOCK
@@ -134,7 +134,7 @@ class StationVisitAnalytic:
         prev, first = self.candidate
         same = changed & prev
         if same.sum() >= MIN_DROP_CELLS and now - first >= SETTLE_S:
-            return cells_to_box(same, fr.width, fr.height)
+            return cells_to_box(same, fr.width, fr.height), "unknown"
         if same.sum() < MIN_DROP_CELLS:
             self.candidate = (changed, now)
         return None
@@ -160,6 +160,7 @@ class StationVisitAnalytic:
         return out
 
     def _event(self, fr, now: float, dropped, windows) -> Emission:
+        dropped, label = dropped
         zones = [(z.name or z.id, z.polygon) for z in self.zones]
         snaps = []
         if self.best is not None:
@@ -168,10 +169,10 @@ class StationVisitAnalytic:
             snaps.append(Snapshot(frame, zones, [Mark(b, "person", COLOURS["person"]) for b in people],
                                   [f"station {self.station.id}: visit at {local:%H:%M} outside {windows}"], people))
         local = datetime.fromtimestamp(now, timezone.utc).astimezone(self.tz)
-        snaps.append(Snapshot(fr.frame, zones, [Mark(dropped, "left behind", COLOURS["unknown"])],
+        snaps.append(Snapshot(fr.frame, zones, [Mark(dropped, f"left behind: {label}", COLOURS["unknown"])],
                               [f"station {self.station.id}: left behind, {local:%H:%M}"], []))
         payload = {"station": self.station.id, "zone": self.drop_zones[0].id if self.drop_zones else None,
-                   "camera": self.camera, "object": "unknown", "state": "raised", "window": windows,
+                   "camera": self.camera, "object": label, "state": "raised", "window": windows,
                    "duration_s": round(max(0.0, (self.last_person or now) - (self.visit_start or now)), 1),
                    "episode": self.visit_id}
         return Emission("waste.off_hours_drop", self.camera, {k: v for k, v in payload.items() if v is not None},

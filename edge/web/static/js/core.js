@@ -83,6 +83,12 @@ export function h(tag, props = {}, ...children) {
 
 export function clear(el) { while (el.firstChild) el.firstChild.remove(); return el; }
 
+// el.append() would turn a null child into the text "null"; conditional children go through put().
+export function put(el, ...kids) {
+  el.append(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+  return el;
+}
+
 export function badge(text, kind) { return h("span", { class: `badge ${kind || ""}`, text }); }
 
 export function stateBadge(st) {

@@ -1,5 +1,5 @@
 // Alerts: filter by state/kind/zone, live list, detail with evidence, history, acknowledge and resolve.
-import { api, clear, debounce, errorBox, fmtAge, fmtTime, h, kindName, live, severityBadge, stateBadge, t, table, toast }
+import { api, clear, debounce, put, errorBox, fmtAge, fmtTime, h, kindName, live, severityBadge, stateBadge, t, table, toast }
   from "../core.js";
 
 const KINDS = ["fire_lane.blocked", "bin.full", "bin.temperature", "waste.litter", "waste.off_hours_drop",
@@ -55,7 +55,7 @@ function alertRow(a, flash) {
       stateBadge(a.state)),
     h("div", { class: "title", text: a.title }),
     h("div", { class: "muted" }, `${a.place || a.zone || a.source} · ${fmtTime(a.raised_ms)} (${fmtAge(a.raised_ms)})`,
-      a.evidence && a.evidence.length ? ` · 📷 ${a.evidence.length}` : ""));
+      a.evidence && a.evidence.length ? ` · ${t("alerts.pictures", { n: a.evidence.length })}` : ""));
 }
 
 function lightbox(src, alt) {
@@ -93,7 +93,7 @@ async function renderDetail(view, id) {
       ? h("div", { class: "no-picture", i18n: "alerts.evidence_gone" })
       : h("button", { class: "thumb", type: "button", onclick: () => lightbox(`/api/media/${encodeURIComponent(m.id)}`, a.title) },
         h("img", { src: `/api/media/${encodeURIComponent(m.id)}`, alt: t("alerts.evidence"), class: "evidence" })));
-    clear(box).append(
+    put(clear(box),
       h("h2", {}, severityBadge(a.severity), " ", kindName(a.kind), " ", stateBadge(a.state)),
       h("p", { class: "title", text: a.title }),
       h("div", { class: "facts" },

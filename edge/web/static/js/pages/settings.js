@@ -1,6 +1,6 @@
 // Settings: own password (everyone); for installers also console accounts, API tokens and the
 // configuration as the gateway runs it (read-only, secrets hidden).
-import { api, clear, errorBox, fmtTime, h, state, t, table, toast } from "../core.js";
+import { api, clear, errorBox, fmtTime, h, put, state, t, table, toast } from "../core.js";
 
 function passwordForm() {
   const old = h("input", { id: "pw-old", type: "password", autocomplete: "current-password", required: true });
@@ -81,7 +81,7 @@ export async function render(view) {
     view.append(h("h3", { i18n: "settings.users" }), await usersSection());
     view.append(h("h3", { i18n: "settings.tokens" }), h("p", { class: "hint", i18n: "settings.tokens_hint" }), await tokensSection());
     const s = await api("/api/settings");
-    view.append(h("h3", { i18n: "settings.config" }),
+    put(view, h("h3", { i18n: "settings.config" }),
       h("p", { class: "muted", text: `${s.path || t("settings.no_file")} · ${s.config_hash}` }),
       s.backups.length ? h("details", {}, h("summary", { text: `${t("settings.backups")} (${s.backups.length})` }),
         h("ul", {}, s.backups.map((b) => h("li", {}, h("code", { text: b }))))) : null,

@@ -33,7 +33,7 @@ function stats(s) {
   add("stations.overflow_episodes", s.overflow_episodes ?? s.full_alerts);
   return h("div", { class: "stats" },
     h("p", { class: "muted", text: t(s.source === "events" ? "stations.from_events" : "stations.from_analytics") }),
-    rows, Array.isArray(s.visits_per_hour) ? hourChart(s.visits_per_hour) : null);
+    rows, Array.isArray(s.visits_per_hour) && s.visits_per_hour.some((n) => n > 0) ? hourChart(s.visits_per_hour) : null);
 }
 
 export async function render(view) {

@@ -1,6 +1,6 @@
 // Zone editor: draw and edit polygons on a fresh camera snapshot, pick the type, save to edge.yaml.
 // Coordinates are fractions of the picture (0..1), the same as in the config file.
-import { api, clear, errorBox, h, t, toast } from "../core.js";
+import { api, clear, errorBox, h, put, t, toast } from "../core.js";
 
 const COLORS = { fire_lane: "#e5484d", bin_station: "#3e8ef7", keep_clear_ground: "#f5a524", mask: "#9aa0a6" };
 const HIT_PX = 14;
@@ -45,7 +45,7 @@ export async function render(view, params) {
       h("button", { type: "button", i18n: "btn.cancel", onclick: () => { edit = null; showForm(); draw(); } })));
   form.hidden = true;
 
-  view.append(h("h2", { i18n: "nav.zones" }),
+  put(view, h("h2", { i18n: "nav.zones" }),
     meta.editable ? null : h("div", { class: "error", i18n: "zones.not_editable" }),
     h("div", { class: "filters" }, camSel,
       h("button", { type: "button", id: "zone-refresh", i18n: "zones.refresh", onclick: () => loadSnapshot() }),
@@ -174,12 +174,12 @@ export async function render(view, params) {
         ? await api(`/api/zones/${encodeURIComponent(edit.orig)}`, { method: "PUT", body })
         : await api("/api/zones", { method: "POST", body });
       toast(r.applied ? t("zones.saved_applied") : t("zones.saved"), "ok");
-      msg.append(h("p", { class: r.applied ? "ok-text" : "muted", id: "zone-saved",
-        text: r.applied ? t("zones.saved_applied") : `${t("zones.saved")} ${r.apply_error || ""}` }));
       meta = await api("/api/zones");
       const z = meta.zones.find((x) => x.id === body.id);
-      if (z) select(z);
-      msg.append(h("p", { class: r.applied ? "ok-text" : "muted", text: `${t("zones.backup")}: ${r.backup}` }));
+      if (z) select(z); // re-opens the form (and clears the message box) with what the file now says
+      msg.append(h("p", { class: r.applied ? "ok-text" : "muted", id: "zone-saved",
+        text: r.applied ? t("zones.saved_applied") : `${t("zones.saved")} ${r.apply_error || ""}` }),
+      h("p", { class: "muted", text: `${t("zones.backup")}: ${r.backup}` }));
     } catch (err) { msg.append(errorBox(err)); }
   });
 

@@ -174,3 +174,35 @@ def test_invalid_emission_is_rejected_and_counted(tmp_path):
 def test_no_zones_no_component(tmp_path):
     cfg = load_config_text(config(tmp_path, "").split("stations:")[0])
     assert build_components(cfg, None) == []
+
+
+async def test_console_hooks_and_zone_edits_apply_without_restart(gateway, courtyard):
+    ctx, comp, _ = gateway
+    clear, _ = courtyard
+    hub = ctx.services["vision"]
+    hub.publish(FrameResult("cam-st", ctx.clock.time(), clear, [], []))
+    await comp.wait_idle()
+    info = ctx.services["capture_reference"]("cam-st", "installer wu")
+    assert info["by"] == "installer wu"
+    one = ctx.services["station_stats"]("st-b")
+    assert one["source"] == "analytics" and one["visits"] == 0
+    before = comp.cameras["cam-st"]
+    # same zones: nothing rebuilt (an ongoing episode would go on)
+    assert ctx.services["zones_changed"](ctx.config)["kept"] == ["cam-st"] and comp.cameras["cam-st"] is before
+    # the installer widens the rim zone and adds a fire lane: rebuilt, the clear reference is kept
+    text = config(ctx.config.storage.path.parent, ZONES.replace("[0.73, 0.60], [0.99, 0.60]",
+                                                                "[0.70, 0.58], [0.99, 0.58]") + """  - id: lane
+    camera: cam-st
+    type: fire_lane
+    polygon: [[0.0, 0.70], [0.60, 0.68], [0.80, 0.99], [0.0, 0.99]]
+""")
+    new_cfg = load_config_text(text)
+    res = ctx.services["zones_changed"](new_cfg)
+    assert res == {"kept": [], "rebuilt": ["cam-st"], "removed": []}
+    ca = comp.cameras["cam-st"]
+    assert ca is not before and [f.zone.id for f in ca.fire_lanes] == ["lane"]
+    assert ca.detector.has_reference and ca.detector.reference_info["by"] == "installer wu"
+    # all zones removed (the station still names the camera): nothing left to watch on it
+    res = ctx.services["zones_changed"](load_config_text(config(ctx.config.storage.path.parent, "")))
+    assert res == {"kept": [], "rebuilt": ["cam-st"], "removed": []}
+    assert comp.cameras["cam-st"].overflow == [] and comp.cameras["cam-st"].fire_lanes == []

@@ -107,6 +107,13 @@ class BinFusion:
         self.overflowing: dict[str, bool] = {}  # station -> for statistics
         self.stats = {"sensor_events": 0, "vision_changes": 0, "emitted": 0}
 
+    def set_stations(self, stations: list) -> None:
+        with self._lock:
+            self.stations = {s.id: s for s in stations}
+            for s in stations:
+                for b in s.bins:
+                    self.bin_station[b] = s.id
+
     def bins_of(self, station: str) -> list[str]:
         st = self.stations.get(station)
         return list(st.bins) if st is not None else sorted(b for b, s in self.bin_station.items() if s == station)

@@ -26,14 +26,30 @@ log = logging.getLogger("edge.analytics")
 REFERENCE_POLL_S = 60.0
 
 
+def _cameras(config) -> list[str]:
+    return sorted({z.camera for z in config.zones} | {s.camera for s in config.stations if s.camera})
+
+
+def _signature(config, camera: str) -> str:
+    """Everything a camera's analytics are built from, as text: equal text = nothing to rebuild."""
+    import json
+
+    zones = [z.model_dump(mode="json") for z in config.zones if z.camera == camera]
+    station_ids = {z["station"] for z in zones if z.get("station")}
+    stations = [s.model_dump(mode="json") for s in config.stations if s.id in station_ids or s.camera == camera]
+    sched_ids = {s["schedule"] for s in stations if s.get("schedule")}
+    schedules = [s.model_dump(mode="json") for s in config.schedules if s.id in sched_ids]
+    return json.dumps([zones, stations, schedules, config.gateway.timezone], sort_keys=True)
+
+
 class AnalyticsComponent(Component):
     name = "analytics"
 
     def __init__(self, config):
         self.config = config
         self.fusion = BinFusion(config.stations) if config.stations else None
-        cams = {z.camera for z in config.zones} | {s.camera for s in config.stations if s.camera}
-        self.cameras = {c: CameraAnalytics(c, config, self.fusion) for c in sorted(cams)}
+        self.cameras = {c: CameraAnalytics(c, config, self.fusion) for c in _cameras(config)}
+        self._signatures = {c: _signature(config, c) for c in self.cameras}
         self.ctx = None
         self.sink: EmissionSink | None = None
         self._latest: dict[str, Any] = {}
@@ -50,6 +66,10 @@ class AnalyticsComponent(Component):
         station_stats.ensure_tables(ctx.store)
         self.sink = EmissionSink(ctx)
         ctx.services["analytics"] = self
+        # hooks the web console looks for (edge/web/integrations.py, edge/web/zones_file.py)
+        ctx.services["station_stats"] = self.station_stats_one
+        ctx.services["capture_reference"] = lambda camera, by="console": self.capture_reference(camera, by=by)
+        ctx.services["zones_changed"] = self.apply_config
         hub = ctx.services.get("vision")
         if hub is None:
             hub = ctx.services["vision"] = FrameHub()
@@ -102,7 +122,10 @@ class AnalyticsComponent(Component):
                 pass
 
     async def _handle(self, camera: str, fr) -> None:
-        ca = self.cameras[camera]
+        ca = self.cameras.get(camera)
+        if ca is None:  # the camera's zones were removed in the meantime
+            self.counts["processed"] += 1
+            return
         now = self.ctx.clock.monotonic()
         if now - self._last_poll.get(camera, -1e9) >= REFERENCE_POLL_S:
             self._last_poll[camera] = now
@@ -130,6 +153,40 @@ class AnalyticsComponent(Component):
                 await asyncio.sleep(0.002)
         await asyncio.wait_for(_idle(), timeout)
 
+    # ---- zones edited in the console: apply without a restart -------------------------------------------------
+    def apply_config(self, config) -> dict:
+        """New zones/stations/schedules. Cameras whose analytics config is unchanged keep their state (an
+        ongoing episode goes on); changed ones start afresh but keep their clear reference."""
+        old, old_sigs = self.cameras, self._signatures
+        self.config = config
+        if config.stations:
+            if self.fusion is None:
+                self.fusion = BinFusion(config.stations)
+            else:
+                self.fusion.set_stations(config.stations)
+        new, kept, rebuilt = {}, [], []
+        for c in _cameras(config):
+            sig = _signature(config, c)
+            if c in old and old_sigs.get(c) == sig:
+                new[c] = old[c]
+                kept.append(c)
+                continue
+            ca = CameraAnalytics(c, config, self.fusion)
+            prev = old.get(c)
+            if prev is not None and prev.detector.has_reference:
+                ca.detector.set_reference(prev.detector.reference.copy(), prev.detector.reference_info)
+            elif self.ctx is not None:
+                rec = clutter.load_reference(self.ctx.store, c)
+                if rec is not None:
+                    ca.detector.load_record(rec)
+            new[c] = ca
+            rebuilt.append(c)
+        self.cameras = new
+        self._signatures = {c: _signature(config, c) for c in new}
+        log.info("analytics zones applied", extra={"kept": kept, "rebuilt": rebuilt,
+                                                    "removed": sorted(set(old) - set(new))})
+        return {"kept": kept, "rebuilt": rebuilt, "removed": sorted(set(old) - set(new))}
+
     # ---- console API ---------------------------------------------------------------------------------------
     def capture_reference(self, camera: str, by: str = "installer", frame=None, note: str | None = None) -> dict:
         """"The lane is clear now": store the camera's latest frame (or `frame`) as its clear reference."""
@@ -156,6 +213,12 @@ class AnalyticsComponent(Component):
                       until_ms: int | None = None) -> dict:
         return station_stats.station_stats(self.ctx.store, station, since_ms, until_ms,
                                            tz=self.config.gateway.timezone, now_ms=self.ctx.clock.time_ms())
+
+    def station_stats_one(self, station: str) -> dict:
+        """One station, last 24 h, in the shape the console shows (ctx.services["station_stats"])."""
+        res = self.station_stats(station)
+        return {"source": "analytics", "since_ms": res["since_ms"], "until_ms": res["until_ms"],
+                **res["stations"].get(station, {})}
 
     def status(self) -> dict:
         return {"cameras": {c: ca.status() for c, ca in self.cameras.items()},

@@ -38,7 +38,7 @@ from .topics import Topics
 log = logging.getLogger("cloud_bridge.uplink")
 
 AUX_SLOTS = 8  # in-flight slots kept for status/telemetry/replies/media next to the event window
-FETCH_BATCH = 500
+FETCH_BATCH = 1000
 QUOTA_EXCEEDED = 0x97
 
 
@@ -131,6 +131,9 @@ class Uplink(Component):
         self._inflight_seqs: set[int] = set()
         self._buffer: collections.deque[outbox.Row] = collections.deque()
         self._cursor = 0
+        self._gen = 0
+        self._exhausted = False
+        self._prefetch: asyncio.Task | None = None
         self._rewind_to: int | None = None
         self._retry_at = 0.0
         self._consecutive_failures = 0
@@ -191,6 +194,7 @@ class Uplink(Component):
 
     def _on_commit(self, seqs: list[int]) -> None:
         if seqs:
+            self._exhausted = False
             self._kick.set()
             self._evict_evt.set()
 
@@ -287,13 +291,24 @@ class Uplink(Component):
             if feeder in done and feeder.exception() is not None:
                 raise feeder.exception()
             reason = conn.closed.result() if conn.closed.done() else "feeder stopped"
-        finally:
+        except asyncio.CancelledError:
+            # shutting down: keep the connection for _shutdown() (stopped status + clean DISCONNECT, no will)
             feeder.cancel()
             await asyncio.gather(feeder, return_exceptions=True)
-            if not conn.closed.done():
-                conn.abort("session ended")
+            raise
+        except BaseException:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+            conn.abort("uplink error")
             self.connected = False
             self.conn = None
+            raise
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        if not conn.closed.done():
+            conn.abort("session ended")
+        self.connected = False
+        self.conn = None
         self.last_disconnect = reason
         self.c["disconnects"] += 1
         log.warning("uplink disconnected", extra={"reason": reason, "inflight_lost": self._rows_inflight})
@@ -324,9 +339,11 @@ class Uplink(Component):
                 log.exception("could not count retry attempts")
 
     def _reset_feed(self) -> None:
+        self._gen += 1
         self._buffer.clear()
         self._cursor = 0
         self._rewind_to = None
+        self._exhausted = False
 
     # ---- feeding -----------------------------------------------------------------------------------------
     def publish_aux(self, topic: str, payload: bytes, *, retain: bool = False, props=None, label: str = "aux",
@@ -379,9 +396,11 @@ class Uplink(Component):
             timeout: float | None = 5.0
             if self._rewind_to is not None:
                 if self._rows_inflight == 0 and not self._resend_inflight():
+                    self._gen += 1
                     self._buffer.clear()
                     self._cursor = self._rewind_to
                     self._rewind_to = None
+                    self._exhausted = False
                 else:
                     await self._wait(timeout)
                     continue
@@ -433,16 +452,34 @@ class Uplink(Component):
             self._resend_total -= (rows[-1].seq - a + 1) if rows else (b - a + 1)
             if out:
                 return out, True
-        if not self._buffer:
-            rows = await store.call(outbox.fetch_pending, store, self._cursor, FETCH_BATCH)
-            if rows:
-                self._cursor = rows[-1].seq
-                self._buffer.extend(r for r in rows if r.seq not in self._acked_set and r.seq not in self._inflight_seqs)
-                self.max_buffer = max(self.max_buffer, len(self._buffer))
+        if len(self._buffer) < max(k, FETCH_BATCH // 2) and not self._exhausted and (
+                self._prefetch is None or self._prefetch.done()):
+            self._start_prefetch(store)
+        if not self._buffer and self._prefetch is not None and not self._prefetch.done():
+            await asyncio.shield(self._prefetch)
         out = []
         while self._buffer and len(out) < k:
             out.append(self._buffer.popleft())
         return out, False
+
+    def _start_prefetch(self, store) -> None:
+        """Read the next pending rows in the background so the window never waits on SQLite."""
+        gen, after = self._gen, self._cursor
+
+        async def job():
+            rows = await store.call(outbox.fetch_pending, store, after, FETCH_BATCH)
+            if gen != self._gen:  # a rewind or reconnect happened meanwhile: this read is stale
+                return
+            if rows:
+                self._cursor = rows[-1].seq
+                self._buffer.extend(r for r in rows if r.seq not in self._acked_set
+                                    and r.seq not in self._inflight_seqs)
+                self.max_buffer = max(self.max_buffer, len(self._buffer))
+            if len(rows) < FETCH_BATCH:
+                self._exhausted = True  # until the next commit
+            self._kick.set()
+
+        self._prefetch = asyncio.create_task(job(), name="uplink-prefetch")
 
     def _envelope(self, row: outbox.Row) -> bytes:
         # the stored body is already canonical JSON; splice it instead of parsing and re-serialising
@@ -533,6 +570,7 @@ class Uplink(Component):
     async def _flush_loop(self) -> None:
         while True:
             await self._flush_evt.wait()
+            await asyncio.sleep(0.05)  # batch PUBACKs: one fsync per ~50 ms, not per ack
             self._flush_evt.clear()
             await self.flush()
 

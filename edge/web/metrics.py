@@ -14,14 +14,16 @@ import math
 import re
 from typing import Any, Iterable
 
-# health key (lower case) -> (metric, help, type); matched on the leaf key, nested dict keys become labels
+# health key (lower case) -> (metric, help, type); matched on the leaf key, nested dict keys become `item`,
+# the leaf becomes `key` (cameras report fps_in and fps_out, serial drivers several error counters).
 KNOWN = [
-    (re.compile(r"(^|_)fps$"), "edge_camera_fps", "frames per second processed by a camera", "gauge"),
+    (re.compile(r"^(fps|fps_in|fps_out|source_fps)$"), "edge_camera_fps", "frames per second of a camera",
+     "gauge"),
     (re.compile(r"(detector|detect|inference|infer)_ms(_(avg|mean|p50|last))?$"), "edge_detector_ms",
      "detector time per frame in milliseconds", "gauge"),
-    (re.compile(r"^(serial_errors|crc_errors|framing_errors|frame_errors|serial_noise|bad_frames|"
-                r"timeouts|parse_errors)$"), "edge_serial_errors_total", "serial/bus errors counted by a driver",
-     "counter"),
+    (re.compile(r"^(serial_errors?|crc_errors?|checksum_errors?|framing_errors?|frame_errors?|parser?_errors|"
+                r"bad_frames|truncated|garbage(_bytes)?|noise_bytes|stray_bytes|wrong_address|no_response)$"),
+     "edge_serial_errors_total", "serial/bus errors counted by a driver", "counter"),
 ]
 MAX_GENERIC = 1000
 
@@ -71,23 +73,24 @@ class RateSampler:
 
 
 class Exposition:
+    """Samples grouped per metric family (the format requires one group per family, HELP and TYPE first)."""
+
     def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._declared: set[str] = set()
+        self.families: dict[str, tuple[str, str, list[str]]] = {}
 
     def add(self, name: str, value: Any, labels: dict[str, Any] | None = None, help_: str = "",
             type_: str = "gauge") -> None:
         v = _num(value)
         if v is None:
             return
-        if name not in self._declared:
-            self._declared.add(name)
-            self.lines.append(f"# HELP {name} {help_ or name}")
-            self.lines.append(f"# TYPE {name} {type_}")
-        self.lines.append(f"{name}{_labels(labels or {})} {_fmt(v)}")
+        fam = self.families.setdefault(name, (help_ or name, type_, []))
+        fam[2].append(f"{name}{_labels(labels or {})} {_fmt(v)}")
 
     def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+        out = []
+        for name, (help_, type_, samples) in self.families.items():
+            out += [f"# HELP {name} {help_}", f"# TYPE {name} {type_}", *samples]
+        return "\n".join(out) + "\n"
 
 
 def _walk(d: Any, path: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str, ...], float]]:
@@ -156,8 +159,7 @@ def render(ctx, web_stats: dict[str, Any], rates: dict[str, float]) -> str:
                     labels = {"component": comp}
                     if len(path) > 1:
                         labels["item"] = ".".join(path[:-1])
-                    if metric == "edge_detector_ms" and leaf != "detector_ms":
-                        labels["key"] = leaf
+                    labels["key"] = leaf
                     m.add(metric, v, labels, help_, type_)
                     break
             else:

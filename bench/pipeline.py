@@ -12,7 +12,10 @@ Three parts, all pinned to one core (sched_setaffinity; onnxruntime 1 thread, Op
    then resized to 640x360, motion-gated, detected and tracked by the real CameraPipeline.process().
    CPU seconds per second of video give frames processed per CPU-second and cameras per core.
 2. live: N cameras (looped file sources at their native frame rate) in a real Gateway process pinned to one
-   core; sustained when every camera keeps >= 90 % of its 5 fps and the core is not saturated.
+   core; sustained when the cameras keep >= 90 % of their 5 fps (each >= 80 %) and the core is not
+   saturated. On a shared machine other processes take part of the core: `starved_by_other_load` marks runs
+   that fell behind while using less than 85 % of it, and `cameras_per_core_by_cpu` extrapolates from the
+   CPU time actually used.
 3. rss: peak RSS (ru_maxrss) of the 4-camera live gateway process.
 
 The composed scene (how a residential compound camera spends most of its day): the first frame of
@@ -39,6 +42,8 @@ sys.path.insert(0, str(REPO))
 VIDEOS = Path("/work/shared/data/videos")
 DETECT_FPS = 5.0
 SIZE = (640, 360)
+STATIC_SCENE_S = 60.0
+STATIC_MOTION_S = 12.0
 
 
 def pin_one_core() -> int:
@@ -53,8 +58,8 @@ def pin_one_core() -> int:
 
 # ---- scenes -------------------------------------------------------------------------------------------------
 
-def compose_static_scene(out_dir: Path, variants: int = 4, seconds: float = 60.0,
-                         motion_s: float = 12.0) -> list[Path]:
+def compose_static_scene(out_dir: Path, variants: int = 4, seconds: float = STATIC_SCENE_S,
+                         motion_s: float = STATIC_MOTION_S) -> list[Path]:
     import cv2
     import numpy as np
 
@@ -157,8 +162,10 @@ def cost_all(clips: list[Path], seconds: float) -> dict:
     out = {}
     for path in clips:
         name = path.stem
-        gated = cost_run(path, True, seconds, pool)
-        ungated = cost_run(path, False, seconds, pool)
+        # the composed scene is measured over its whole 60 s loop (its motion is in one 12 s block)
+        secs = max(seconds, STATIC_SCENE_S) if name.startswith("compound_static") else seconds
+        gated = cost_run(path, True, secs, pool)
+        ungated = cost_run(path, False, secs, pool)
         out[name] = {
             "decode_only": decode_only_run(path, seconds), "gated": gated, "ungated": ungated,
             "gating_speedup": round(ungated["cpu_s"] / gated["cpu_s"], 2) if gated["cpu_s"] else None,
@@ -214,7 +221,10 @@ cameras:
         errors = {k: p.health()["last_error"] for k, p in pipes.items() if p.health()["last_error"]}
         await gw.stop()
         return {"cameras": n, "gating": gating, "core": core, "seconds": round(wall, 1),
-                "cpu_utilisation": round(cpu / wall, 3), "fps_out_mean": round(sum(fps.values()) / n, 2),
+                "cpu_utilisation": round(cpu / wall, 3),
+                # CPU-time based (robust on a shared machine): how many such cameras would fill the core
+                "cameras_per_core_by_cpu": round(n * wall / cpu, 1) if cpu else None,
+                "fps_out_mean": round(sum(fps.values()) / n, 2),
                 "fps_out_min": min(fps.values()), "detector_runs_per_s": round(runs / wall, 2),
                 "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "rss_steady_mb": round(max(rss_samples) / 2**20, 1) if rss_samples else None,
@@ -232,20 +242,22 @@ def run_live(n: int, gating: bool, seconds: float, clips: list[Path], warmup: fl
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["sustained"] = (res["fps_out_mean"] >= 0.9 * DETECT_FPS and res["fps_out_min"] >= 0.8 * DETECT_FPS
                         and res["cpu_utilisation"] < 0.97)
+    # below rate while the core was not busy with us: other processes took it (the machine is shared)
+    res["starved_by_other_load"] = not res["sustained"] and res["cpu_utilisation"] < 0.85
     return res
 
 
 def live_search(static: list[Path], seconds: float, warmup: float, quick: bool) -> dict:
     results = {"gated": [], "ungated": []}
-    for n in ([4, 8] if quick else [4, 8, 12, 16, 20]):
+    for n in ([4, 8] if quick else [4, 8, 12, 16]):
         r = run_live(n, True, seconds, static, warmup)
         results["gated"].append(r)
-        if not r.get("sustained"):
+        if not r.get("sustained") and not r.get("starved_by_other_load"):
             break
-    for n in ([1, 2] if quick else [1, 2, 3, 4]):
+    for n in ([1, 2] if quick else [1, 2, 3]):
         r = run_live(n, False, seconds, static, warmup)
         results["ungated"].append(r)
-        if not r.get("sustained"):
+        if not r.get("sustained") and not r.get("starved_by_other_load"):
             break
 
     def best(rows):
@@ -254,6 +266,9 @@ def live_search(static: list[Path], seconds: float, warmup: float, quick: bool) 
 
     results["max_sustained_gated"] = best(results["gated"])
     results["max_sustained_ungated"] = best(results["ungated"])
+    for key in ("gated", "ungated"):
+        rows = [r for r in results[key] if r.get("cameras_per_core_by_cpu")]
+        results[f"cameras_per_core_by_cpu_{key}"] = rows[-1]["cameras_per_core_by_cpu"] if rows else None
     return results
 
 
@@ -261,7 +276,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--seconds", type=float, default=30.0, help="seconds of video per clip in the cost part")
-    ap.add_argument("--live-seconds", type=float, default=12.0)
+    ap.add_argument("--live-seconds", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=6.0)
     ap.add_argument("--quick", action="store_true", help="fewer live runs")
     ap.add_argument("--skip-live", action="store_true")
@@ -289,15 +304,22 @@ def main() -> int:
             report["live"] = live_search(static, args.live_seconds, args.warmup, args.quick)
             four = next((r for r in report["live"]["gated"] if r.get("cameras") == 4), None)
             report["rss_4_cameras_mb"] = four.get("rss_peak_mb") if four else None
+            report["rss_4_cameras_steady_mb"] = four.get("rss_steady_mb") if four else None
         report["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
         s = report["cost"].get("compound_static_0", {})
         report["summary"] = {
             "static_scene_gating_speedup": s.get("gating_speedup"),
             "static_scene_cameras_per_core_gated": s.get("gated", {}).get("cameras_per_core"),
             "static_scene_cameras_per_core_ungated": s.get("ungated", {}).get("cameras_per_core"),
+            "static_scene_cpu_ms_per_camera_s_gated": s.get("gated", {}).get("cpu_ms_per_video_s"),
+            "static_scene_cpu_ms_per_camera_s_ungated": s.get("ungated", {}).get("cpu_ms_per_video_s"),
+            "detector_mean_ms": report["cost"].get("detector_mean_ms"),
             "live_max_cameras_one_core_gated": report.get("live", {}).get("max_sustained_gated"),
             "live_max_cameras_one_core_ungated": report.get("live", {}).get("max_sustained_ungated"),
+            "live_cameras_per_core_by_cpu_gated": report.get("live", {}).get("cameras_per_core_by_cpu_gated"),
+            "live_cameras_per_core_by_cpu_ungated": report.get("live", {}).get("cameras_per_core_by_cpu_ungated"),
             "rss_4_cameras_mb": report.get("rss_4_cameras_mb"),
+            "rss_4_cameras_steady_mb": report.get("rss_4_cameras_steady_mb"),
             "goals": {"cameras_per_core_gated": ">= 8", "gating_speedup_static": ">= 4", "rss_4_cameras_mb": "<= 250"},
         }
     if args.json:

@@ -45,8 +45,10 @@ cameras:
 
 
 def camera_yaml(cid: str, url: str, **extra) -> str:
+    # capture tests run without the detector (model: none) unless they ask for it: they test the stream
+    # handling, and 120 ms inferences would only slow them down on a 2-core machine
     opts = {"offline_after_s": 1.0, "read_timeout_s": 0.5, "open_timeout_s": 2.0, "reconnect_min_s": 0.1,
-            "reconnect_max_s": 0.8, "detect_fps": 5}
+            "reconnect_max_s": 0.8, "detect_fps": 5, "model": "none"}
     opts.update(extra)
     lines = [f"  - id: {cid}", f"    url: {url}"] + [f"    {k}: {v}" for k, v in opts.items()]
     return "\n".join(lines) + "\n"
@@ -114,7 +116,8 @@ async def test_mjpeg_stall_goes_offline_and_comes_back_online(tmp_path, sim):
 
 
 async def test_camera_gone_then_back_with_backoff_and_file_camera_alongside(tmp_path, sim):
-    yaml = camera_yaml("cam-http", sim.stream_url) + camera_yaml("cam-file", f"file://{SHORT_CLIP}")
+    yaml = camera_yaml("cam-http", sim.stream_url) + camera_yaml("cam-file", f"file://{SHORT_CLIP}",
+                                                                  model="default")
     gw = Gateway(gateway_config(tmp_path, yaml))
     ctx = await gw.start()
     seen: dict[str, int] = {}
@@ -142,13 +145,17 @@ async def test_camera_gone_then_back_with_backoff_and_file_camera_alongside(tmp_
         assert [e.source for e in camera_events(ctx, "camera.offline")] == ["cam-http"]
         health = gw.supervisor.health()
         assert health["camera.cam-file"]["state"] == "running" and health["camera.cam-file"]["source"] == "file"
+        # the file camera runs the real detector: a cyclist and a car cross the parking lot in the clip
+        assert health["camera.cam-file"]["detector_runs"] >= 1 and health["camera.cam-file"]["model_error"] is None
+        assert health["camera.cam-http"]["detector_runs"] == 0 and health["camera.cam-http"]["model"] == "none"
     finally:
         await gw.stop()
 
 
 async def test_snapshot_url_camera_and_credentials(tmp_path, clip_scene):
     with MjpegCamera(clip_scene, username="admin", password="p@ss#1") as sim:
-        yaml = (camera_yaml("cam-snap", sim.snapshot_url, username="admin", password='"p@ss#1"')
+        yaml = (camera_yaml("cam-snap", sim.snapshot_url, username="admin", password='"p@ss#1"',
+                            snapshot_url=sim.snapshot_url)
                 + camera_yaml("cam-wrong", sim.stream_url, username="admin", password="nope"))
         gw = Gateway(gateway_config(tmp_path, yaml))
         ctx = await gw.start()
@@ -156,11 +163,21 @@ async def test_snapshot_url_camera_and_credentials(tmp_path, clip_scene):
         ctx.services["vision"].add_listener(seen.append, "cam-snap")
         try:
             await wait_for(lambda: len(seen) >= 3, 20, "frames from the snapshot camera")
-            assert ctx.services["cameras"].states()["cam-snap"]["source"] == "snapshot"
+            mgr = ctx.services["cameras"]
+            assert mgr.states()["cam-snap"]["source"] == "snapshot"
+            served = sim.snapshots_served
+            direct = await asyncio.to_thread(mgr.snapshot_jpeg, "cam-snap", from_camera=True)
+            assert direct[:2] == b"\xff\xd8" and sim.snapshots_served > served  # fetched from the camera
+            with pytest.raises(KeyError, match="unknown camera"):
+                mgr.snapshot_jpeg("nope")
             await wait_for(lambda: camera_events(ctx, "camera.offline"), 6, "wrong password -> offline")
             off = camera_events(ctx, "camera.offline")[0]
             assert off.source == "cam-wrong" and "401" in off.payload["reason"]
             assert "username/password" in off.payload["reason"]
+            from drivers.cameras import CameraUnavailable
+
+            with pytest.raises(CameraUnavailable, match="401"):
+                mgr.snapshot_jpeg("cam-wrong")
         finally:
             await gw.stop()
 

@@ -38,10 +38,23 @@ class CameraManager:
             raise KeyError(f"unknown camera {camera_id!r}; configured: {', '.join(sorted(self.pipelines))}") \
                 from None
 
-    def snapshot_jpeg(self, camera_id: str, quality: int = 85) -> bytes:
+    def snapshot_jpeg(self, camera_id: str, quality: int = 85, from_camera: bool = False) -> bytes:
         """The newest decoded frame at camera resolution, as JPEG. Blocking (a few ms): call it from a thread
-        in async code. KeyError for an unknown camera, CameraUnavailable when no frame has arrived yet."""
+        in async code. KeyError for an unknown camera, CameraUnavailable when no frame has arrived yet.
+
+        from_camera=True with a configured snapshot_url fetches the camera's own full-resolution JPEG (evidence
+        images from a sub-stream camera); if that fails, the newest frame is returned instead."""
         p = self._pipeline(camera_id)
+        if from_camera and p.cam.snapshot_url:
+            from .sources import SourceError, credentials
+            from .sources.http import HttpSource
+
+            user, password = credentials(p.cam)
+            try:
+                return HttpSource(p.cam.snapshot_url, user, password, p.cam.open_timeout_s,
+                                  p.cam.read_timeout_s).fetch_once()
+            except SourceError as e:
+                p.last_error = f"snapshot_url: {e}"
         frame = p.capture.slot.latest()
         if frame is None:
             state = p.capture.state

@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 log = logging.getLogger("drivers.cameras.detectors")
 
 RETRY_LOAD_S = 60.0
+NO_MODEL = "none"  # camera config `model: none`: capture, motion and snapshots only
 
 
 class DetectorPool:
@@ -32,8 +33,10 @@ class DetectorPool:
         return self.default if name == "default" else name
 
     def get(self, name: str):
-        """The shared Detector, or None when it cannot be loaded (see error())."""
+        """The shared Detector, or None when it cannot be loaded (see error()) or the camera has model "none"."""
         name = self.resolve(name)
+        if name == NO_MODEL:
+            return None
         with self._lock:
             det = self._loaded.get(name)
             if det is not None:

@@ -24,7 +24,9 @@ class CameraConfig(Strict):
     url: str = Field(description="rtsp://... (Hikvision sub-stream /Streaming/Channels/102, Dahua "
                                  "/cam/realmonitor?channel=1&subtype=1), http(s)://... (MJPEG stream or JPEG "
                                  "snapshot, told apart by Content-Type), or file:///path (looped)")
-    snapshot_url: str | None = None
+    snapshot_url: str | None = Field(default=None, description="the camera's own JPEG snapshot URL (full "
+                                     "resolution evidence images while detection uses the sub-stream), e.g. "
+                                     "Hikvision http://HOST/ISAPI/Streaming/channels/101/picture")
     username: str | None = None
     password: Secret | None = None
     detect_fps: float = Field(default=5, gt=0, le=30)
@@ -35,7 +37,8 @@ class CameraConfig(Strict):
     read_timeout_s: float = Field(default=5, gt=0)
     reconnect_min_s: float = Field(default=1, gt=0, description="first retry delay after a failed connection")
     reconnect_max_s: float = Field(default=30, gt=0, description="retry delay cap (doubles per failure up to this)")
-    model: str = Field(default="default", description="detector model name from models/")
+    model: str = Field(default="default", description="detector model name from models/, or \"none\" for "
+                                                      "capture, motion and snapshots without detection")
     motion: MotionConfig = Field(default_factory=MotionConfig)
 
     @field_validator("url")

@@ -88,6 +88,17 @@ class HttpSource(Source):
         resp.close()
         raise SourceError(f"{redact(self.url)} answered {ctype}, not an MJPEG stream or a JPEG image")
 
+    def fetch_once(self) -> bytes:
+        """One JPEG from a snapshot URL, as the camera encoded it (full resolution, not re-encoded)."""
+        info = self.open()
+        if info.kind != "snapshot":
+            self.close()
+            raise SourceError(f"{redact(self.url)} is a {info.kind} stream, not a snapshot URL")
+        data, self._data_first = self._data_first, None
+        if decode_jpeg(data) is None:
+            raise SourceError(f"{redact(self.url)} returned {len(data)} bytes that are not a complete JPEG")
+        return data
+
     def _set_read_timeout(self, resp) -> None:
         # urllib applies one timeout to connect and every recv; after the connect the read timeout rules.
         # http.client keeps the socket on resp.fp.raw._sock: private, hence the guarded lookup.

@@ -5,7 +5,7 @@ import logging
 
 from aiohttp import web
 
-from .auth import AuthError
+from .auth import AuthError, check_name, check_role
 from .http import CONSOLE, SESSION_COOKIE, ApiError, field, json_response, public, read_json, requires, user
 
 log = logging.getLogger("edge.web.auth")
@@ -40,7 +40,7 @@ async def login(request: web.Request) -> web.Response:
         log.warning("login throttled", extra={"ip": ip, "user": name, "retry_after_s": wait})
         return json_response({"error": f"too many failed logins; try again in {wait} s", "retry_after_s": wait},
                              status=429, headers={"Retry-After": str(wait)})
-    who = await console.store.call(console.accounts.check_login, name, password)
+    who = await console.accounts.check_login_async(name, password)
     if who is None:
         console.throttle.failed(*keys)
         log.warning("login failed", extra={"ip": ip, "user": name})
@@ -73,11 +73,13 @@ async def change_password(request: web.Request) -> web.Response:
     if who["via"] != "session":
         raise ApiError(400, "API tokens have no password")
     data = await read_json(request)
-    ok = await console.store.call(console.accounts.check_login, who["name"], field(data, "old", max_len=256))
+    ok = await console.accounts.check_login_async(who["name"], field(data, "old", max_len=256))
     if ok is None:
         raise ApiError(400, "the current password is wrong")
+    new = field(data, "new", max_len=256)
     try:
-        await console.store.call(console.accounts.set_password, who["name"], field(data, "new", max_len=256))
+        pw_hash = await console.accounts.hash_async(new)
+        await console.store.call(console.accounts.set_password, who["name"], new, pw_hash)
     except AuthError as exc:
         raise ApiError(400, str(exc)) from None
     sid, csrf = await console.store.call(console.accounts.new_session, who["name"], _client_ip(request))
@@ -105,9 +107,14 @@ async def setup(request: web.Request) -> web.Response:
     if wait:
         return json_response({"error": f"too many attempts; try again in {wait} s"}, status=429,
                              headers={"Retry-After": str(wait)})
+    password, token = field(data, "password", max_len=256), field(data, "token", max_len=200)
     try:
-        who = await console.store.call(console.accounts.complete_setup, field(data, "token", max_len=200),
-                                       field(data, "name", max_len=64), field(data, "password", max_len=256))
+        if not await console.store.call(console.accounts.setup_token_valid, token):
+            pw_hash = None  # no scrypt work for a bad token; complete_setup() explains what is wrong
+        else:
+            pw_hash = await console.accounts.hash_async(password)
+        who = await console.store.call(console.accounts.complete_setup, token,
+                                       field(data, "name", max_len=64), password, pw_hash)
     except AuthError as exc:
         if "setup link" in str(exc):
             console.throttle.failed(*keys)
@@ -130,9 +137,13 @@ async def list_users(request: web.Request) -> web.Response:
 async def add_user(request: web.Request) -> web.Response:
     console = request.app[CONSOLE]
     data = await read_json(request)
+    name, role = field(data, "name", max_len=64), field(data, "role", max_len=20)
+    password = field(data, "password", max_len=256)
     try:
-        u = await console.store.call(console.accounts.add_user, field(data, "name", max_len=64),
-                                     field(data, "role", max_len=20), field(data, "password", max_len=256))
+        check_name(name)
+        check_role(role)
+        pw_hash = await console.accounts.hash_async(password)
+        u = await console.store.call(console.accounts.add_user, name, role, password, pw_hash)
     except AuthError as exc:
         raise ApiError(400, str(exc)) from None
     log.info("console user added", extra={"by": user(request)["name"], "user": u["name"], "role": u["role"]})

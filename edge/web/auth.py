@@ -115,11 +115,12 @@ class Accounts:
         with self.store.transaction() as conn:
             return conn.execute("SELECT count(*) FROM web_users").fetchone()[0]
 
-    def add_user(self, name: str, role: str, password: str) -> dict[str, Any]:
+    def add_user(self, name: str, role: str, password: str, pw_hash: str | None = None) -> dict[str, Any]:
+        """`pw_hash`: already hashed (the console hashes off the store thread: scrypt takes ~50 ms)."""
         check_name(name)
         check_role(role)
         check_new_password(password)
-        pw = hash_password(password)
+        pw = pw_hash or hash_password(password)
         with self.store.transaction() as conn:
             if conn.execute("SELECT 1 FROM web_users WHERE name = ?", (name,)).fetchone():
                 raise AuthError(f"user {name!r} exists already")
@@ -151,9 +152,9 @@ class Accounts:
             conn.execute("DELETE FROM web_sessions WHERE user = ?", (name,))
             conn.execute("DELETE FROM web_users WHERE name = ?", (name,))
 
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str, pw_hash: str | None = None) -> None:
         check_new_password(password)
-        pw = hash_password(password)
+        pw = pw_hash or hash_password(password)
         with self.store.transaction() as conn:
             cur = conn.execute("UPDATE web_users SET pw_hash = ? WHERE name = ?", (pw, name))
             if cur.rowcount == 0:
@@ -166,16 +167,43 @@ class Accounts:
             if conn.execute("UPDATE web_users SET role = ? WHERE name = ?", (role, name)).rowcount == 0:
                 raise AuthError(f"no user {name!r}")
 
-    def check_login(self, name: str, password: str) -> dict[str, Any] | None:
+    def login_row(self, name: str) -> dict[str, Any] | None:
         with self.store.transaction() as conn:
             row = conn.execute("SELECT name, role, pw_hash FROM web_users WHERE name = ?",
                                (name,)).fetchone() if isinstance(name, str) else None
-        ok = verify_password(password if isinstance(password, str) else "", row["pw_hash"] if row else _DUMMY_HASH)
-        if not (ok and row):
-            return None
+        return dict(row) if row else None
+
+    def record_login(self, name: str) -> None:
         with self.store.transaction() as conn:
             conn.execute("UPDATE web_users SET last_login_ms = ? WHERE name = ?", (self.store.now_ms(), name))
+
+    def check_login(self, name: str, password: str) -> dict[str, Any] | None:
+        """Synchronous form (CLI, tests); the console uses check_login_async."""
+        row = self.login_row(name)
+        if not verify_password(password if isinstance(password, str) else "", row["pw_hash"] if row else _DUMMY_HASH) \
+                or row is None:
+            return None
+        self.record_login(name)
         return {"name": row["name"], "role": row["role"]}
+
+    async def check_login_async(self, name: str, password: str) -> dict[str, Any] | None:
+        """The scrypt check runs in a worker thread, not on the store thread, so a burst of logins can never
+        hold up event commits."""
+        import asyncio
+
+        row = await self.store.call(self.login_row, name)
+        ok = await asyncio.to_thread(verify_password, password if isinstance(password, str) else "",
+                                     row["pw_hash"] if row else _DUMMY_HASH)
+        if not (ok and row):
+            return None
+        await self.store.call(self.record_login, name)
+        return {"name": row["name"], "role": row["role"]}
+
+    async def hash_async(self, password: str) -> str:
+        import asyncio
+
+        check_new_password(password)
+        return await asyncio.to_thread(hash_password, password)
 
     # ---- sessions ----------------------------------------------------------------------------------------------
     def new_session(self, user: str, ip: str | None) -> tuple[str, str]:
@@ -258,13 +286,13 @@ class Accounts:
             return False
         return hmac.compare_digest(rec["hash"], _sha256(token)) and self.store.now_ms() < rec["expires_ms"]
 
-    def complete_setup(self, token: str, name: str, password: str) -> dict[str, Any]:
+    def complete_setup(self, token: str, name: str, password: str, pw_hash: str | None = None) -> dict[str, Any]:
         """Create the first installer account with the one-time token; the token dies with it."""
         if self.count_users() > 0:
             raise AuthError("setup is already done; log in instead")
         if not self.setup_token_valid(token):
             raise AuthError("the setup link is invalid or has expired (restart the gateway for a new one, "
                             "or use `edge user add NAME --role installer`)")
-        user = self.add_user(name, "installer", password)
+        user = self.add_user(name, "installer", password, pw_hash)
         self.store.kv_set(SETUP_KEY, None)
         return user

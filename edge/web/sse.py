@@ -19,6 +19,7 @@ from edge.events import Event
 log = logging.getLogger("edge.web.sse")
 
 CLIENT_QUEUE = 500
+MAX_CLIENTS = 64  # each open console tab holds one; bounded so a misbehaving client cannot exhaust the gateway
 HEARTBEAT_S = 15.0
 _CLOSE = object()
 
@@ -72,6 +73,8 @@ class SseHub:
                     c.queue.get_nowait()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if len(self.clients) >= MAX_CLIENTS:
+            return web.json_response({"error": f"too many live connections (at most {MAX_CLIENTS})"}, status=503)
         topics = set((request.query.get("topics") or "alert,event").split(","))
         topics &= {"alert", "event"}
         client = _Client(topics or {"alert"})

@@ -80,3 +80,36 @@ async def test_metrics_map_known_health_keys_and_group_families(tmp_path, monkey
             current = m.group(1)
         elif not line.startswith("#"):
             assert line.split("{")[0].split(" ")[0] == current, line
+
+
+def test_every_text_key_used_by_the_pages_is_in_both_catalogues():
+    import json
+    from pathlib import Path
+
+    import edge.web
+
+    static = Path(edge.web.__file__).parent / "static"
+    zh = json.loads((static / "i18n" / "zh.json").read_text(encoding="utf-8"))
+    en = json.loads((static / "i18n" / "en.json").read_text(encoding="utf-8"))
+    assert set(zh) == set(en)
+    assert all(v.strip() for v in zh.values()) and all(v.strip() for v in en.values())
+    used = set()
+    for f in list(static.rglob("*.js")) + list(static.glob("*.html")):
+        text = f.read_text(encoding="utf-8")
+        used |= set(re.findall(r'\bt\("([a-z_]+\.[a-z_.]+)"', text))
+        used |= set(re.findall(r'i18n(?:Ph)?: "([a-z_]+\.[a-z_.]+)"', text))
+        used |= set(re.findall(r'data-i18n(?:-ph)?="([a-z_]+\.[a-z_.]+)"', text))
+    for py in (static.parent.glob("*.py")):
+        used |= set(re.findall(r't\(lang, "([a-z_]+\.[a-z_.]+)"', py.read_text(encoding="utf-8")))
+    assert len(used) > 150
+    assert sorted(used - set(zh)) == []
+    # prefixes built at run time: every state/kind/role/zone type the gateway knows has a text
+    from edge.config.zones import ZoneConfig
+    import typing
+    for z in typing.get_args(ZoneConfig.model_fields["type"].annotation):
+        assert f"zone.{z}" in zh
+    from edge.alerts import RULES
+    for kind in {r for r in RULES}:
+        assert f"kind.{kind}" in zh, kind
+    for s in ("raised", "updated", "acknowledged", "resolved", "cleared"):
+        assert f"state.{s}" in zh and f"filter.{s}" in zh

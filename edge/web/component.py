@@ -106,7 +106,7 @@ class WebConsole(Component):
         notify = self.ctx.services.get("notify")
         counts = (await notify.status(limit=0))["counts"] if notify else {}
         return {"outbox_depth": depth, "outbox_oldest_age_s": (now - oldest) / 1000 if oldest else 0,
-                "alerts_open": mgr._count_open() if mgr is not None and hasattr(mgr, "_count_open") else None,
+                "alerts_open": (await store.call(mgr.health)).get("open") if mgr is not None else None,
                 "notify_pending": counts.get("pending"), "notify_sent": counts.get("sent"),
                 "notify_failed": counts.get("failed"), "sse_clients": len(self.hub.clients),
                 "login_failures": self.throttle.failures, "login_blocked": self.throttle.blocked,

@@ -1,7 +1,8 @@
 """The console in real headless Chromium (Debian `chromium` driven by Playwright), against a running gateway:
 log in, see an alert raised by a simulator appear live, open its evidence, acknowledge it; draw a fire-lane
 zone on a camera snapshot and save it; no console errors; works on a phone-sized screen.
-Screenshots of the main pages go to docs/images/ (palette PNGs, each < 200 KB)."""
+Screenshots of the main pages go to docs/images/ (palette PNGs, each < 200 KB; refresh them with
+EDGE_UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_web_browser.py)."""
 from __future__ import annotations
 
 import io
@@ -38,8 +39,12 @@ def save_png(png: bytes, name: str) -> None:
         if out.tell() < MAX_PNG:
             break
     assert out.tell() < MAX_PNG, f"{name} is {out.tell()} bytes"
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    (IMAGES / name).write_bytes(out.getvalue())
+    # docs/images is refreshed on request (EDGE_UPDATE_SCREENSHOTS=1) or when a picture is missing, so a
+    # normal test run leaves the working tree clean
+    target = IMAGES / name
+    if os.environ.get("EDGE_UPDATE_SCREENSHOTS") == "1" or not target.exists():
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(out.getvalue())
 
 
 async def shot(page, name: str, full_page: bool = False) -> None:

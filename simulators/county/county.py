@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import sqlite3
@@ -198,7 +199,9 @@ class County:
                                       keepalive=self.keepalive, tls=self.tls, username=self.username,
                                       password=self.password, clean_start=False, session_expiry_s=24 * 3600,
                                       manual_ack=True, max_inflight=100, receive_maximum=self.receive_maximum,
-                                      on_message=self._on_message, connect_timeout_s=5)
+                                      connect_timeout_s=5)
+                # the broker re-sends unacknowledged messages right after CONNACK: ack them on *this* connection
+                conn._on_message = functools.partial(self._on_message, conn=conn)
                 try:
                     await conn.connect()
                     codes = await conn.subscribe([(t, 1) for t in county_filters(self.prefix, self.group).values()],
@@ -230,57 +233,64 @@ class County:
                 await self.conn.close(timeout=1)
             self.connected.clear()
 
-    def _on_message(self, msg) -> None:
-        self._batch.append((msg, self.conn))
+    def _on_message(self, msg, conn=None) -> None:
+        self._batch.append((msg, conn))
         self._batch_evt.set()
 
     async def _commit_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._batch_evt.wait()
             self._batch_evt.clear()
             batch, self._batch = self._batch, []
             if not batch:
                 continue
-            rows, gws, media, replies, meta = [], [], [], [], []
-            now = int(time.time() * 1000)
-            for msg, conn in batch:
-                item = self._classify(msg, now)
-                meta.append(item)
-                if item is None:
-                    continue
-                kind, data = item["kind"], item
-                if kind == "event":
-                    rows.append(data["row"])
-                elif kind in ("status", "telemetry"):
-                    gws.append(data["gw"])
-                elif kind == "media":
-                    media.append(data["media"])
-                elif kind == "reply":
-                    replies.append(data["reply"])
-                if data.get("gw_base"):
-                    gws.append(data["gw_base"])
-            lost = self._pending_lost
-            self._pending_lost = []
-            new = await loop.run_in_executor(self.pool, self._commit, rows, gws, media, replies, lost)
-            self.commits += 1
-            it = iter(new)
-            for item in meta:
-                if item is not None and item["kind"] == "event":
-                    t = self.gw[item["gateway_id"]]
-                    if next(it):
-                        t.add(item["seq"])
-                        t.unique += 1
-                        if item["resend"]:
-                            t.resent_recovered += 1
-                    else:
-                        t.duplicates += 1
-                elif item is not None and item["kind"] == "reply":
-                    self._on_reply(item)
-            # PUBACK only now: everything in the batch is committed
-            for msg, conn in batch:
-                if conn is not None and msg.qos > 0:
-                    conn.ack(msg.mid, msg.qos)
+            try:
+                await self._commit_batch(batch)
+            except Exception:  # never stop consuming; unacked messages come back from the broker
+                log.exception("county commit failed; the batch stays unacknowledged")
+                await asyncio.sleep(0.5)
+
+    async def _commit_batch(self, batch: list) -> None:
+        loop = asyncio.get_running_loop()
+        rows, gws, media, replies, meta = [], [], [], [], []
+        now = int(time.time() * 1000)
+        for msg, conn in batch:
+            item = self._classify(msg, now)
+            meta.append(item)
+            if item is None:
+                continue
+            kind, data = item["kind"], item
+            if kind == "event":
+                rows.append(data["row"])
+            elif kind in ("status", "telemetry"):
+                gws.append(data["gw"])
+            elif kind == "media":
+                media.append(data["media"])
+            elif kind == "reply":
+                replies.append(data["reply"])
+            if data.get("gw_base"):
+                gws.append(data["gw_base"])
+        lost = self._pending_lost
+        self._pending_lost = []
+        new = await loop.run_in_executor(self.pool, self._commit, rows, gws, media, replies, lost)
+        self.commits += 1
+        it = iter(new)
+        for item in meta:
+            if item is not None and item["kind"] == "event":
+                t = self.gw[item["gateway_id"]]
+                if next(it):
+                    t.add(item["seq"])
+                    t.unique += 1
+                    if item["resend"]:
+                        t.resent_recovered += 1
+                else:
+                    t.duplicates += 1
+            elif item is not None and item["kind"] == "reply":
+                self._on_reply(item)
+        # PUBACK only now: everything in the batch is committed
+        for msg, conn in batch:
+            if conn is not None and msg.qos > 0:
+                conn.ack(msg.mid, msg.qos)
 
     def _classify(self, msg, now: int) -> dict | None:
         topic = msg.topic

@@ -16,6 +16,7 @@ Anything else is noise: counted, skipped, parser resynchronises on the next fram
 """
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from .wiegand import FORMATS, BY_NAME, WiegandError, bits_from_bytes, bits_from_int
@@ -25,6 +26,7 @@ STX, ETX, CR, LF = 0x02, 0x03, 0x0D, 0x0A
 MAX_LINE = 64
 HEX_DIGITS_TO_BITS = {7: 26, 9: 34}
 
+_TERMINATOR = re.compile(rb"[\r\n\x03]")
 _BITS = frozenset(b"01")
 _HEX = frozenset(b"0123456789abcdefABCDEF:")
 
@@ -65,14 +67,14 @@ class ConverterParser:
         out: list[str] = []
         buf = self._buf
         while True:
-            ends = [i for i in (buf.find(CR), buf.find(LF), buf.find(ETX)) if i >= 0]
-            if not ends:
+            m = _TERMINATOR.search(buf)
+            if m is None:
                 if len(buf) > MAX_LINE:
                     self.stats["overflows"] += 1
                     self.stats["noise_bytes"] += len(buf)
                     buf.clear()
                 break
-            end = min(ends)
+            end = m.start()
             line = bytes(buf[:end])
             del buf[:end + 1]
             if not line.strip(b"\x02 \t"):

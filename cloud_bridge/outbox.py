@@ -155,16 +155,24 @@ class Eviction:
     seqs: list[int]
 
 
+LOW_WATER = 0.95
+
+
+def low_water(budget_bytes: int) -> int:
+    return int(budget_bytes * LOW_WATER)
+
+
 def evict_over_budget(store: Store, budget_bytes: int, now_ms: int, protect: Iterable[int] = ()) -> Eviction | None:
     """If unsent bytes exceed the budget, delete unsent rows, lowest priority first and oldest first within a
-    priority, until the unsent bytes are within the budget. Rows in `protect` (in flight right now) are skipped.
-    Returns what was evicted, or None if within budget."""
+    priority, until the unsent bytes are at or below the low-water mark (95% of the budget: eviction then runs
+    in chunks, and the alert it raises fits without triggering another round). Rows in `protect` (in flight
+    right now) are skipped. Returns what was evicted, or None if within budget."""
     protect = set(protect)
     with store.transaction() as conn:
         used = conn.execute("SELECT coalesce(sum(bytes), 0) FROM uplink_pending").fetchone()[0]
         if used <= budget_bytes:
             return None
-        excess = used - budget_bytes
+        excess = used - low_water(budget_bytes)
         victims: list[tuple[int, str, str, int, int]] = []
         freed = 0
         cur = conn.execute("SELECT seq, event_id, kind, priority, length(body) FROM outbox WHERE sent_ms IS NULL "

@@ -160,6 +160,9 @@ class Uplink(Component):
         self.rejected: collections.Counter = collections.Counter()
         self.evicted_by_kind: collections.Counter = collections.Counter()
         self.evicted_by_priority: collections.Counter = collections.Counter()
+        self._unalerted: collections.Counter = collections.Counter()
+        self._last_alert = -1e18
+        self._last_used = 0
         self.last_disconnect: str | None = None
         self.last_connect_error: str | None = None
         self.max_paho_queue = 0
@@ -635,6 +638,7 @@ class Uplink(Component):
             self._evict_evt.clear()
             try:
                 await self.enforce_budget()
+                self._raise_eviction_alert()  # evictions held back by the once-a-minute limit
                 now = self.ctx.clock.monotonic()
                 if now - last_forget >= 3600:
                     last_forget = now
@@ -653,15 +657,26 @@ class Uplink(Component):
         self.evicted_by_kind.update(ev.by_kind)
         self.evicted_by_priority.update(ev.by_priority)
         self.c["evicted"] += ev.rows
+        self._unalerted.update(ev.by_kind)
+        self._last_used = ev.used_bytes
         log.error("outbox over its disk budget: evicted unsent events (lowest priority first)",
                   extra={"evicted": ev.rows, "by_kind": ev.by_kind, "budget_bytes": self.budget_bytes,
                          "used_bytes": ev.used_bytes, "first_seq": ev.seqs[0] if ev.seqs else None})
+        self._raise_eviction_alert()
+        return ev
+
+    def _raise_eviction_alert(self) -> None:
+        """One gateway.storage_eviction event per minute at most, carrying every eviction since the last one."""
+        now = self.ctx.clock.monotonic()
+        if not self._unalerted or now - self._last_alert < 60.0:
+            return
+        counts, self._unalerted = dict(self._unalerted), collections.Counter()
+        self._last_alert = now
         try:
             self.ctx.emit_new("gateway.storage_eviction", self.config.gateway.id,
-                              {"evicted": ev.by_kind, "budget_bytes": self.budget_bytes, "used_bytes": ev.used_bytes})
+                              {"evicted": counts, "budget_bytes": self.budget_bytes, "used_bytes": self._last_used})
         except Exception:
             log.exception("could not raise the storage eviction event")
-        return ev
 
     # ---- shutdown ------------------------------------------------------------------------------------------
     async def _shutdown(self) -> None:

@@ -113,6 +113,27 @@ async def test_alert_committed_just_before_a_crash_is_still_pushed(tmp_path, mon
         await fake.stop()
 
 
+async def test_an_alert_change_the_bus_never_delivered_is_found_by_the_periodic_reconcile(tmp_path, monkeypatch):
+    clock = FakeClock()
+    fake = await FakeChannels(clock).start()
+    h = await start_harness(tmp_path, monkeypatch, alerts_yaml=fake.yaml(HOOK_ONLY), clock=clock)
+    try:
+        await step(h, clock, 1)
+        missed = h.ctx.make_event("alert", "gate-north", {"alert_id": "0190a000-0000-7000-8000-0000000000bb",
+                                                          "alert_kind": "door.forced", "state": "raised",
+                                                          "title": "Door forced open: 北门入口"}, severity="critical")
+        await h.ctx.store.call(h.ctx.store.insert_events, [missed])  # in the store, never handed to notify
+        await step(h, clock, 300)
+        assert fake.requests["webhook"] == []
+        await step(h, clock, 400)  # the reconcile runs every 10 minutes
+        await wait_for(lambda: len(fake.requests["webhook"]) == 1, what="reconciled push")
+        assert fake.requests["webhook"][0]["json"]["alert"]["alert_id"] == "0190a000-0000-7000-8000-0000000000bb"
+        assert h.ctx.services["notify"].stats["reconciled"] == 1
+    finally:
+        await h.stop()
+        await fake.stop()
+
+
 async def test_push_is_given_up_after_max_age_with_a_logged_counted_failure(tmp_path, monkeypatch, caplog):
     clock = FakeClock()
     fake = await FakeChannels(clock).start()

@@ -113,3 +113,24 @@ def test_every_text_key_used_by_the_pages_is_in_both_catalogues():
         assert f"kind.{kind}" in zh, kind
     for s in ("raised", "updated", "acknowledged", "resolved", "cleared"):
         assert f"state.{s}" in zh and f"filter.{s}" in zh
+
+
+def test_push_and_web_config_errors_are_clear(minimal_config_text):
+    import pytest
+
+    from edge.config import ConfigError, load_config_text
+
+    bad = minimal_config_text.replace("web:\n  enabled: false\n", "") + """alerts:
+  channels:
+    - {id: wc, type: wecom, url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K", secret: x}
+  routes:
+    - {name: r, channels: [wc, nope], quiet_hours: "25:00-07:00"}
+web:
+  public_url: console.local
+"""
+    with pytest.raises(ConfigError) as exc:
+        load_config_text(bad)
+    text = str(exc.value)
+    assert "WeCom group robots have no signing secret" in text
+    assert "'25:00-07:00' is not a span like 22:00-07:00" in text
+    assert "'console.local' is not an http(s) URL" in text

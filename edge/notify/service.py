@@ -29,9 +29,14 @@ from .routing import quiet_until_ms, route_matches
 log = logging.getLogger("edge.notify")
 
 CURSOR_KEY = "notify.cursor_ms"
+ENABLED_KEY = "notify.enabled_ms"
 REPLAY_MARGIN_MS = 60_000
 UNACKED = ("raised", "updated")
 PURGE_AFTER_MS = 7 * 86400_000
+# The bus drops events for a subscriber whose queue is full (they stay in the store); alert changes are rare,
+# but a periodic look at the recent ones makes sure none of them misses its push (the dedup key makes it free).
+RECONCILE_EVERY_S = 600.0
+RECONCILE_WINDOW_MS = 3600_000
 IDLE_S = 300.0  # longest sleep: new rows wake the worker at once; this only bounds the effect of clock steps
 
 
@@ -45,8 +50,10 @@ class Notifier(Component):
         self._session: aiohttp.ClientSession | None = None
         self._next_send: dict[str, float] = {}  # channel id -> clock.monotonic() of the next allowed send
         self._last_purge = 0.0
+        self._last_reconcile = 0.0
+        self._enabled_ms = 0
         self.stats: dict[str, Any] = {"enqueued": 0, "sent": 0, "retries": 0, "failed": 0, "given_up": 0,
-                                      "cancelled": 0, "replayed": 0, "errors": 0}
+                                      "cancelled": 0, "replayed": 0, "reconciled": 0, "errors": 0}
         self.channel_stats: dict[str, dict[str, Any]] = {}
         self.pending = 0
         self.last_error: str | None = None
@@ -205,7 +212,10 @@ class Notifier(Component):
         now = self.ctx.clock.time_ms()
         if cursor is None:
             await store.call(store.kv_set, CURSOR_KEY, now)  # first start: no history to push
+            await store.call(store.kv_set, ENABLED_KEY, now)
+            self._enabled_ms = now
             return 0
+        self._enabled_ms = await store.call(store.kv_get, ENABLED_KEY, 0)
         events = await store.call(store.query_events, kind="alert", since_ms=int(cursor) - REPLAY_MARGIN_MS,
                                   limit=10_000)
         added = 0
@@ -219,8 +229,21 @@ class Notifier(Component):
             await store.call(store.kv_set, CURSOR_KEY, max(e.ts_ms for e in events))
         return added
 
+    async def reconcile(self, since_ms: int) -> int:
+        store = self.ctx.store
+        since_ms = max(since_ms, self._enabled_ms)  # never push what happened before pushes were configured
+        events = await store.call(store.query_events, kind="alert", since_ms=since_ms, limit=10_000)
+        added = 0
+        for e in reversed(events):
+            added += await self.handle(e)
+        if added:
+            self.stats["reconciled"] = self.stats.get("reconciled", 0) + added
+            log.warning("planned pushes for alert changes the bus did not deliver to notify", extra={"rows": added})
+        return added
+
     async def _wait(self, delay: float) -> None:
-        self._wake.clear()
+        # the wake flag is cleared by deliver_due() before it reads the outbox, never here: a row enqueued
+        # while a pass runs must cut this sleep short
         sleeper = asyncio.ensure_future(self.ctx.clock.sleep(delay))
         waker = asyncio.ensure_future(self._wake.wait())
         await asyncio.sleep(0)  # let both start, so the clock knows the deadline before we report "sleeping"
@@ -237,6 +260,8 @@ class Notifier(Component):
     async def deliver_due(self) -> float:
         """Send every due row once; return how long to sleep before looking again."""
         store, clock = self.ctx.store, self.ctx.clock
+        if self._wake is not None:
+            self._wake.clear()
         now = clock.time_ms()
         rows = await store.call(self.outbox.due, now)
         paced_wait: float | None = None
@@ -249,6 +274,9 @@ class Notifier(Component):
         if clock.monotonic() - self._last_purge > 3600:
             self._last_purge = clock.monotonic()
             await store.call(self.outbox.purge, now - PURGE_AFTER_MS)
+        if clock.monotonic() - self._last_reconcile >= RECONCILE_EVERY_S:
+            self._last_reconcile = clock.monotonic()
+            await self.reconcile(now - RECONCILE_WINDOW_MS)
         counts = await store.call(self.outbox.counts)
         self.pending = counts["pending"]
         if len(rows) >= 50:
@@ -257,6 +285,7 @@ class Notifier(Component):
         delay = IDLE_S if nxt is None else max(0.0, (nxt - clock.time_ms()) / 1000)
         if paced_wait is not None:
             delay = min(delay, paced_wait)
+        delay = min(delay, RECONCILE_EVERY_S - (clock.monotonic() - self._last_reconcile))
         return min(max(delay, 0.05), IDLE_S)
 
     def _pace_wait(self, channel: str) -> float:

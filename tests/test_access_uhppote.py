@@ -217,17 +217,24 @@ async def test_held_open_from_door_contact_with_fake_clock(tmp_path, sim):
         c = rig.component("gate-north")
         sim.door_opened(2)
         await rig.wait_events("door.opened")
-        polls = sim.stats["fn_20"]
-        await clock.advance(30, step=10)
-        await rig.wait_for(lambda: sim.stats["fn_20"] >= polls + 1, what="polls at fake 10 s intervals")
-        await asyncio.sleep(0.1)
+
+        async def tick():  # one fake poll interval, then wait (real time) for the poll it triggers
+            n = sim.stats["fn_20"]
+            await clock.advance(10)
+            await rig.wait_for(lambda: sim.stats["fn_20"] > n, what="a status poll")
+
+        for _ in range(5):  # 50 s open
+            await tick()
+        await asyncio.sleep(0.05)
         assert rig.events("door.held_open") == []
-        await clock.advance(40, step=10)
+        for _ in range(2):  # 70 s open
+            await tick()
         held = await rig.wait_events("door.held_open")
         assert held[0].payload["door"] == 2 and held[0].payload["door_name"] == "北门出口"
         assert 60 <= held[0].payload["duration_s"] <= 80
-        await clock.advance(60, step=10)  # still open: reported once per episode
-        await rig.wait_for(lambda: sim.stats["fn_20"] >= polls + 6, what="more polls")
+        for _ in range(6):  # still open a minute later: reported once per episode
+            await tick()
+        await asyncio.sleep(0.05)
         assert len(rig.events("door.held_open")) == 1 and c.counters["held_open_detected"] == 1
         sim.door_closed(2)
         await rig.wait_events("door.closed")
@@ -259,3 +266,20 @@ async def test_gateway_runs_the_driver_from_config(tmp_path, sim):
         assert gw.supervisor.health()["access.gate-north"]["state"] == "running"
     finally:
         await gw.stop()
+
+
+def test_build_components_shares_listeners_and_refuses_duplicate_serials(tmp_path):
+    from drivers.access import build_components
+    from simulators.access.harness import make_config
+
+    base = {"type": "uhppote", "address": "127.0.0.1"}
+    cfg = make_config(tmp_path, [
+        {**base, "id": "a", "serial": 1}, {**base, "id": "b", "serial": 2},
+        {**base, "id": "c", "serial": 2},  # same board configured twice
+        {**base, "id": "d", "serial": 3, "listen_port": 60011},
+        {"type": "osdp", "id": "r", "serial": {"port": "/dev/null"}},
+        {"type": "wiegand_serial", "id": "w", "serial": {"port": "/dev/null"}},
+    ])
+    comps = build_components(cfg, None)
+    assert [c.name for c in comps] == ["access.a", "access.b", "access.d", "access.r", "access.w"]
+    assert comps[0].listener is comps[1].listener and comps[2].listener is not comps[0].listener

@@ -2,7 +2,11 @@
 Wiegand readers behind Wiegand-to-serial converters. One component per configured device."""
 from __future__ import annotations
 
+import logging
+
 from edge.config.devices import OsdpReader, UhppoteController, WiegandSerial
+
+log = logging.getLogger("drivers.access")
 
 
 def build_components(config, ctx) -> list:
@@ -14,8 +18,15 @@ def build_components(config, ctx) -> list:
     listeners: dict[tuple[str, int], UhppoteListener] = {}
     components: list = []
     tz = config.gateway.timezone
+    serials: dict[int, str] = {}
     for d in config.devices:
         if isinstance(d, UhppoteController):
+            if d.serial in serials:
+                # one listener dispatches by serial: a second device with the same serial would steal its events
+                log.error("two uhppote devices share a serial number; the second is not started",
+                          extra={"serial": d.serial, "devices": [serials[d.serial], d.id]})
+                continue
+            serials[d.serial] = d.id
             key = (d.listen_host, d.listen_port)
             listener = listeners.get(key)
             if listener is None:

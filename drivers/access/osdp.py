@@ -29,6 +29,7 @@ from edge.runtime.component import Component
 
 from .cards import card_event
 from .osdp_frame import FrameParser
+from .reject_log import RejectLog
 from .serial_link import Backoff, open_port
 from .wiegand import WiegandError, bits_from_bytes, decode_bits
 
@@ -135,6 +136,7 @@ class OsdpReaderDriver(Component):
         self._channel: FilterChannel | None = None
         self._keys: dict[int, tuple[str, float]] = {}
         self._inbox: asyncio.Queue | None = None
+        self._rejects = RejectLog(log, cfg.id)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     async def run(self, ctx) -> None:
@@ -195,6 +197,7 @@ class OsdpReaderDriver(Component):
                 while not self._inbox.empty():
                     await self._handle(ctx, self._inbox.get_nowait())
                 await self._flush_keys(ctx, force=False)
+                self._rejects.check(self._merge(parser.stats), "OSDP line errors")
                 if channel.dead:
                     self.counters["port_errors"] += 1
                     return f"serial port lost ({channel.dead})"

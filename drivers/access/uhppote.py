@@ -29,6 +29,7 @@ from edge.runtime.component import Component
 from . import uhppote_codec as codec
 from .door_tracker import DoorTracker
 from .record_ids import stable_uuid7
+from .reject_log import RejectLog
 from .uhppote_listener import UhppoteListener
 
 log = logging.getLogger("drivers.access.uhppote")
@@ -36,6 +37,8 @@ log = logging.getLogger("drivers.access.uhppote")
 _POLL = object()
 COMMIT_EVERY = 50  # records per durable commit during a backfill
 
+REJECTS = ("bad_size", "bad_header", "bad_function", "bad_packet", "wrong_controller", "wrong_source",
+           "bad_replies", "push_overflow", "unmapped_records")
 COUNTERS = ("packets", "events", "duplicates", "gaps", "backfilled", "overwritten", "missing_records",
             "index_resets", "skipped_records", "info_records", "unmapped_records", "bad_size", "bad_header",
             "bad_function", "bad_packet", "wrong_controller", "wrong_source", "push_overflow", "timeouts",
@@ -74,6 +77,7 @@ class UhppoteDriver(Component):
         self._queue: asyncio.Queue | None = None
         self._poll_queued = False
         self._device_index_written: int | None = None
+        self._rejects = RejectLog(log, cfg.id)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     async def run(self, ctx) -> None:
@@ -173,6 +177,7 @@ class UhppoteDriver(Component):
                 await self._set_offline(ctx, f"no answer to {self.missed} status polls")
             return
         self.missed = 0
+        self._rejects.check({k: self.counters[k] for k in REJECTS}, "controller packets")
         came_back = self.state != "online"
         if came_back:
             await self._set_online(ctx)

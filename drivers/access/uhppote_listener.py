@@ -58,7 +58,7 @@ class UhppoteListener:
                 self._transport, _ = await loop.create_datagram_endpoint(
                     lambda: _Protocol(self), local_addr=(self.host, self.port))
             except OSError as exc:
-                self._handlers.pop(serial, None)
+                self.unregister(serial)
                 raise OSError(exc.errno, f"cannot listen for controller events on UDP {self.host}:{self.port}: "
                                          f"{exc.strerror} (another program or gateway on this port?)") from None
             log.info("listening for pushed controller events", extra={"host": self.host, "port": self.port})

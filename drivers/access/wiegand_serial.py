@@ -17,6 +17,7 @@ from edge.runtime.component import Component
 
 from .cards import card_event
 from .converter import ConverterParser
+from .reject_log import RejectLog
 from .serial_link import Backoff, open_port
 from .wiegand import WiegandError, decode_bits
 
@@ -36,6 +37,7 @@ class WiegandSerialDriver(Component):
         self.counters: dict[str, int] = {"opens": 0, "open_failures": 0, "port_errors": 0, "cards": 0,
                                          "parity_errors": 0, "bad_length": 0, "bad_bits": 0}
         self._parser = ConverterParser(cfg.profile, cfg.format)
+        self._rejects = RejectLog(log, cfg.id)
 
     async def run(self, ctx) -> None:
         backoff = Backoff(0.5, self.cfg.reconnect_max_s)
@@ -87,6 +89,8 @@ class WiegandSerialDriver(Component):
             loop.remove_reader(fd)
 
     def _cards(self, ctx, frames: list[str]) -> None:
+        self._rejects.check({**self._parser.stats, "parity_errors": self.counters["parity_errors"],
+                             "bad_length": self.counters["bad_length"]}, "converter input")
         for bits in frames:
             try:
                 card = decode_bits(bits, self.cfg.format)

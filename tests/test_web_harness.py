@@ -42,7 +42,8 @@ storage:
 devices:
   - type: modbus_level      # ultrasonic fill-level sensors (driver not loaded in these tests)
     id: bins-bus-a
-    serial: {{port: /dev/ttyUSB0}}
+    serial: {{port: {serial_port}}}
+    timeout_s: 0.2
     sensors:
       - {{unit: 1, bin: a-kitchen, station: station-a, empty_mm: 1200, full_mm: 250}}
       - {{unit: 2, bin: a-other, station: station-a, empty_mm: 1200, full_mm: 250}}
@@ -91,10 +92,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(tmp_path: Path, alerts_yaml: str = "", port: int | None = None, retry: tuple = (1, 4)) -> Path:
+def write_config(tmp_path: Path, alerts_yaml: str = "", port: int | None = None, retry: tuple = (1, 4),
+                 serial_port: str = "/dev/ttyUSB0") -> Path:
     path = tmp_path / "edge.yaml"
     path.write_text(CONFIG.format(data=tmp_path / "data", port=port or free_port(), alerts=alerts_yaml,
-                                  retry_min=retry[0], retry_max=retry[1]), encoding="utf-8")
+                                  retry_min=retry[0], retry_max=retry[1], serial_port=serial_port),
+                    encoding="utf-8")
     return path
 
 
@@ -261,9 +264,9 @@ class Harness:
 
 async def start_harness(tmp_path: Path, monkeypatch, alerts_yaml: str = "", clock=None,
                         builders: list[str] | None = None, port: int | None = None,
-                        retry: tuple = (1, 4)) -> Harness:
+                        retry: tuple = (1, 4), serial_port: str = "/dev/ttyUSB0") -> Harness:
     import edge.runtime.plugins as plugins
 
     monkeypatch.setattr(plugins, "BUILDERS", builders or BUILDERS)
-    path = write_config(tmp_path, alerts_yaml, port, retry)
+    path = write_config(tmp_path, alerts_yaml, port, retry, serial_port)
     return await Harness(tmp_path, path, clock).start()

@@ -196,7 +196,7 @@ async def probe(request: web.Request) -> web.Response:
         raise ApiError(404, f"no device {dev_id!r} in the config")
     t0 = time.monotonic()
     try:
-        result = await integ.probe_device(d)
+        result = await integ.probe_device(d, timezone=console.ctx.config.gateway.timezone)
     except integ.Unavailable as exc:
         raise ApiError(501, str(exc)) from None
     except TimeoutError:
@@ -204,7 +204,9 @@ async def probe(request: web.Request) -> web.Response:
     except Exception as exc:  # the probe's own error is the answer the installer needs
         return json_response({"ok": False, "error": f"{type(exc).__name__}: {exc}",
                               "ms": round((time.monotonic() - t0) * 1000)})
-    return json_response({"ok": True, "result": integ.jsonable(result), "ms": round((time.monotonic() - t0) * 1000),
+    result = integ.jsonable(result)
+    ok = result.get("ok", True) if isinstance(result, dict) else True  # the probe's own verdict
+    return json_response({"ok": bool(ok), "result": result, "ms": round((time.monotonic() - t0) * 1000),
                           "by": user(request)["name"]})
 
 

@@ -157,12 +157,17 @@ def probe_fn(device_type: str) -> Callable | None:
     return fn if callable(fn) else None
 
 
-async def probe_device(device_cfg, timeout: float = 20) -> Any:
+async def probe_device(device_cfg, timeout: float = 20, timezone: str | None = None) -> Any:
     fn = probe_fn(device_cfg.type)
     if fn is None:
         raise Unavailable(f"probing {device_cfg.type} devices is not available in this build "
                           f"({PROBE_MODULES.get(device_cfg.type, 'no probe module')})")
-    return await call_maybe_async(fn, device_cfg, timeout=timeout)
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    kwargs = {"timezone": timezone} if timezone and "timezone" in params else {}
+    return await call_maybe_async(fn, device_cfg, timeout=timeout, **kwargs)
 
 
 def jsonable(obj: Any, depth: int = 0) -> Any:

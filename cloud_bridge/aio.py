@@ -240,7 +240,10 @@ class MqttConnection:
         c = self.client
         sock = c.socket()
         if sock is None:
-            raise ConnectFailed("connection closed during connect")
+            why = self.last_error or "no reason given"
+            hint = " (with TLS 1.3 a refused client certificate shows up here: missing, expired, or not signed " \
+                   "by the broker's CA)" if c._ssl else ""
+            raise ConnectFailed(f"the broker closed the connection during connect: {why}{hint}")
         self._sock = sock
         try:
             # paho leaves Nagle on: small PUBACK/PUBLISH writes then wait for the peer's delayed ACK (~40 ms)

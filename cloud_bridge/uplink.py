@@ -251,7 +251,7 @@ class Uplink(Component):
                 self.last_connect_error = msg
                 attempt += 1
                 self.c["connect_failures"] += 1
-                self._rlog("connect:" + msg[:60], logging.WARNING, "uplink cannot connect; will retry",
+                self._rlog("connect:" + msg[:60], logging.WARNING, f"uplink cannot connect: {msg}; will retry",
                            broker=self.cfg.broker, error=msg, attempt=attempt)
                 await self._backoff(attempt)
                 continue
@@ -559,8 +559,8 @@ class Uplink(Component):
             else:
                 delay = min(30.0, 0.1 * 2 ** min(self._consecutive_failures, 9))
             self._retry_at = max(self._retry_at, time.monotonic() + delay)
-            self._rlog(f"reject:{reason}", logging.WARNING, "broker refused a publish; the event stays queued "
-                       "and is retried", seq=p.seq, topic=self.topics.event(p.row.kind), reason=name,
+            self._rlog(f"reject:{reason}", logging.WARNING, f"broker refused a publish ({name}, 0x{reason:02X}); "
+                       "the event stays queued and is retried", seq=p.seq, topic=self.topics.event(p.row.kind), reason=name,
                        reason_code=f"0x{reason:02X}", window=self.window)
         elif p.kind == "resend":
             self._resend.appendleft([p.seq, p.seq])
@@ -568,7 +568,10 @@ class Uplink(Component):
         elif p.done is not None and not p.done.done():
             p.done.set_exception(ConnectFailed(f"broker refused: {name} (0x{reason:02X})"))
             p.done.exception()
-            self._rlog(f"reject-aux:{reason}", logging.WARNING, "broker refused a message", reason=name)
+            self._rlog(f"reject-aux:{reason}", logging.WARNING,
+                       f"broker refused a message: {name} (0x{reason:02X})"
+                       + ("; a broker that maps the client certificate to the topic ACL needs its CN to equal the "
+                          "gateway id" if reason == 0x87 else ""), reason_code=f"0x{reason:02X}")
 
     async def _flush_loop(self) -> None:
         while True:

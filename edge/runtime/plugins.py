@@ -32,7 +32,9 @@ def build_all(config, ctx) -> list:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                log.debug("plugin module not present", extra={"module": name})
+                # Every module listed here ships with the gateway: a missing one is a broken install, not a choice.
+                log.error("gateway module is not installed; its devices/sinks will not run (reinstall the gateway)",
+                          extra={"module": name, "missing": exc.name})
                 continue
             raise
         builder = getattr(module, "build_components", None)

@@ -565,9 +565,10 @@ class Uplink(Component):
         elif p.kind == "resend":
             self._resend.appendleft([p.seq, p.seq])
             self._resend_total += 1
-        elif p.done is not None and not p.done.done():
-            p.done.set_exception(ConnectFailed(f"broker refused: {name} (0x{reason:02X})"))
-            p.done.exception()
+        else:
+            if p.done is not None and not p.done.done():
+                p.done.set_exception(ConnectFailed(f"broker refused: {name} (0x{reason:02X})"))
+                p.done.exception()
             self._rlog(f"reject-aux:{reason}", logging.WARNING,
                        f"broker refused a message: {name} (0x{reason:02X})"
                        + ("; a broker that maps the client certificate to the topic ACL needs its CN to equal the "

@@ -156,7 +156,8 @@ async def test_snapshot_url_camera_and_credentials(tmp_path, clip_scene):
     with MjpegCamera(clip_scene, username="admin", password="p@ss#1") as sim:
         yaml = (camera_yaml("cam-snap", sim.snapshot_url, username="admin", password='"p@ss#1"',
                             snapshot_url=sim.snapshot_url)
-                + camera_yaml("cam-wrong", sim.stream_url, username="admin", password="nope"))
+                + camera_yaml("cam-wrong", sim.stream_url, username="admin", password="nope")
+                + camera_yaml("cam-nopw", sim.stream_url, username="admin", password="{env: EDGE_TEST_UNSET_PW}"))
         gw = Gateway(gateway_config(tmp_path, yaml))
         ctx = await gw.start()
         seen = []
@@ -171,9 +172,13 @@ async def test_snapshot_url_camera_and_credentials(tmp_path, clip_scene):
             with pytest.raises(KeyError, match="unknown camera"):
                 mgr.snapshot_jpeg("nope")
             await wait_for(lambda: camera_events(ctx, "camera.offline"), 6, "wrong password -> offline")
-            off = camera_events(ctx, "camera.offline")[0]
-            assert off.source == "cam-wrong" and "401" in off.payload["reason"]
-            assert "username/password" in off.payload["reason"]
+            await wait_for(lambda: len(camera_events(ctx, "camera.offline")) == 2, 6, "both offline")
+            off = {e.source: e for e in camera_events(ctx, "camera.offline")}
+            assert "401" in off["cam-wrong"].payload["reason"]
+            assert "username/password" in off["cam-wrong"].payload["reason"]
+            # a missing password variable is a clear, retried error, not a crashed component
+            assert "EDGE_TEST_UNSET_PW is not set" in off["cam-nopw"].payload["reason"]
+            assert gw.supervisor.health()["camera.cam-nopw"]["restarts"] == 0
             from drivers.cameras import CameraUnavailable
 
             with pytest.raises(CameraUnavailable, match="401"):

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from edge.clock import Clock
+from edge.config.base import SecretError
 
 from .sources import Source, SourceError, SourceInfo
 
@@ -94,9 +95,10 @@ def _resolve(fut: asyncio.Future) -> None:
 class _Session:
     """One connection attempt: open, then grab until the source fails or the watchdog abandons it."""
 
-    def __init__(self, number: int, source: Source, worker: "CaptureWorker"):
+    def __init__(self, number: int, factory: Callable[[], Source], worker: "CaptureWorker"):
         self.number = number
-        self.source = source
+        self.factory = factory
+        self.source: Source | None = None
         self.worker = worker
         self.phase = "opening"
         self.frames = 0
@@ -109,13 +111,18 @@ class _Session:
         self.abandoned = True
         self.error = self.error or why
         try:
-            self.source.interrupt()
+            if self.source is not None:
+                self.source.interrupt()
         except Exception:  # best effort: the thread notices `abandoned` on its next return anyway
             pass
 
     def _run(self) -> None:
-        w, src = self.worker, self.source
+        w = self.worker
+        src: Source | None = None
         try:
+            # Built here, not in the event loop: resolving a password file/env or parsing the URL can fail,
+            # and that is a connection error to retry with backoff, not a crash of the camera component.
+            src = self.source = self.factory()
             info = src.open()
             if self.abandoned:
                 return
@@ -137,14 +144,15 @@ class _Session:
                         w.slot.put(Frame(img, w.grabbed, self.number, time.monotonic()))
                 else:
                     w.skipped += 1
-        except SourceError as e:
+        except (SourceError, SecretError) as e:  # SecretError: the camera password's env var/file is missing
             self.error = str(e)
         except Exception as e:  # a bug or an OpenCV surprise in one camera must not take the gateway down
             self.error = f"{type(e).__name__}: {e}"
             log.exception("capture thread failed", extra={"camera": w.camera_id})
         finally:
             try:
-                src.close()
+                if src is not None:
+                    src.close()
             except Exception:
                 log.exception("closing source failed", extra={"camera": w.camera_id})
             self.done = True
@@ -217,7 +225,7 @@ class CaptureWorker:
 
     def _start_session(self) -> _Session:
         self.sessions += 1
-        s = _Session(self.sessions, self.source_factory(), self)
+        s = _Session(self.sessions, self.source_factory, self)
         self.session = s
         s.thread.start()
         return s

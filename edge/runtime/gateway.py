@@ -14,7 +14,7 @@ from edge.store import Store
 
 from .bus import EventBus
 from .context import RuntimeContext
-from .plugins import build_all
+from .plugins import build_all, import_all
 from .supervisor import Supervisor
 
 log = logging.getLogger("edge.gateway")
@@ -36,6 +36,7 @@ class Gateway:
         return Path(self.config.storage.path) / "edge.db"
 
     async def start(self) -> RuntimeContext:
+        import_all()  # plug-ins register their tables before the store applies migrations
         store = Store(self.db_path, clock_ms=self.clock.time_ms)
         bus = EventBus(store, self.clock, self.config.storage.commit_interval_ms)
         ctx = RuntimeContext(config=self.config, store=store, bus=bus, clock=self.clock,
@@ -45,6 +46,7 @@ class Gateway:
         ctx.services["reload_config"] = self.reload_config
         self.ctx = ctx
         components = build_all(self.config, ctx) + list(self._extra)
+        store.migrate()  # anything a builder registered late
         self.supervisor = Supervisor(ctx, components)
         bus.start()
         self.started_ms = self.clock.time_ms()

@@ -25,6 +25,17 @@ BUILDERS = [
 ]
 
 
+def import_all() -> None:
+    """Import every plug-in module first, so their store migrations are registered before the store opens."""
+    for name in BUILDERS:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                continue
+            raise
+
+
 def build_all(config, ctx) -> list:
     components = []
     for name in BUILDERS:

@@ -54,6 +54,13 @@ class Store:
             self.applied_migrations = migrations.apply_all(self.conn, self._clock_ms())
 
     # ---- plumbing -----------------------------------------------------------------------------------
+    def migrate(self) -> list[tuple[str, int]]:
+        """Apply migrations registered since the store was opened (a plug-in imported later). Idempotent."""
+        with self._lock:
+            applied = migrations.apply_all(self.conn, self._clock_ms())
+        self.applied_migrations += applied
+        return applied
+
     def now_ms(self) -> int:
         return self._clock_ms()
 

@@ -87,7 +87,7 @@ class DemoCompound:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "dev").mkdir(exist_ok=True)
         self.broker = MosquittoBroker(self.workdir / "mosquitto").start()
-        self.county = County(self.broker.url, self.workdir / "county.db", gap_grace_s=2.0)
+        self.county = County(self.broker.url, self.workdir / "county.db", gap_grace_s=2.0, clock=self.clock.time)
         self._tasks.append(asyncio.create_task(self.county.run(), name="county"))
 
         listen_ports = [_free_udp_port() for _ in CONTROLLERS]

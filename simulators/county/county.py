@@ -17,6 +17,7 @@ import json
 import logging
 import sqlite3
 import time
+from typing import Callable
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +122,10 @@ class County:
     def __init__(self, broker: str, db_path: str | Path, *, prefix: str = "cgw/v1", group: str = "county",
                  client_id: str = "county-sim-1", tls=None, username: str | None = None, password: str | None = None,
                  request_resends: bool = True, gap_grace_s: float = 2.0, resend_retry_s: float = 5.0,
-                 max_resend_span: int = 10_000, keepalive: int = 20, receive_maximum: int | None = None):
+                 max_resend_span: int = 10_000, keepalive: int = 20, receive_maximum: int | None = None,
+                 clock: Callable[[], float] = time.time):
+        # `clock`: the county's wall clock; the demo passes its compressed clock so command ages agree.
+        self._time = clock
         u = urlparse(broker)
         self.host = u.hostname or "127.0.0.1"
         self.port = u.port or (8883 if u.scheme == "mqtts" else 1883)
@@ -253,7 +257,7 @@ class County:
     async def _commit_batch(self, batch: list) -> None:
         loop = asyncio.get_running_loop()
         rows, gws, media, replies, meta = [], [], [], [], []
-        now = int(time.time() * 1000)
+        now = int(self._time() * 1000)
         for msg, conn in batch:
             item = self._classify(msg, now)
             meta.append(item)
@@ -373,7 +377,7 @@ class County:
             raise ConnectFailed("county not connected")
         corr = uuid.uuid4().bytes
         body = payload if payload is not None else json.dumps(
-            {"id": corr.hex()[:12], "issued_at": format_ts(int(time.time() * 1000)), "args": args or {},
+            {"id": corr.hex()[:12], "issued_at": format_ts(int(self._time() * 1000)), "args": args or {},
              **({"expires_at": expires_at} if expires_at else {})}).encode()
         fut = asyncio.get_running_loop().create_future()
         self._reply_waiters[corr.hex()] = fut

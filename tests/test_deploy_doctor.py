@@ -41,7 +41,7 @@ def county(tmp_path, mosquitto_factory, monkeypatch):
     (mq / "server.crt").write_bytes(cert)
     (mq / "server.key").write_bytes(key)
     (mq / "acl").write_text("pattern write cgw/v1/+/+/%u/#\n")
-    broker = mosquitto_factory(f"user root\nlistener {port} 127.0.0.1\ncafile {tmp_path / 'county-ca.pem'}\n"
+    broker = mosquitto_factory(f"listener {port} 127.0.0.1\ncafile {tmp_path / 'county-ca.pem'}\n"
                                f"certfile {mq / 'server.crt'}\nkeyfile {mq / 'server.key'}\nrequire_certificate true\n"
                                f"use_identity_as_username true\nacl_file {mq / 'acl'}\n", port=port)
     # as the service sees it: relative secrets come from the credentials folder (LoadCredential=)
@@ -161,6 +161,8 @@ def test_invalid_config_and_full_budget(tmp_path, monkeypatch):
     assert checks[0].status == "fail" and ":5:" in checks[0].summary and "colour" in checks[0].summary
     assert "check-config" in checks[0].fix
     assert [c.id for c in checks] == ["config", "clock"]  # nothing else can be checked without a config
+    missing = run_doctor(tmp_path / "nope.yaml", Layout(tmp_path))[0]
+    assert missing.status == "fail" and "edge provision" in missing.fix
 
     good = tmp_path / "big.yaml"
     good.write_text(f"gateway: {{id: gw-1, compound_id: cp, county_code: '330106'}}\n"

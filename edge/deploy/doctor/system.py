@@ -27,6 +27,10 @@ MIN_FREE_FRACTION = 0.05
 
 def check_config(path: Path) -> tuple[Check, Config | None]:
     title = "configuration valid"
+    if not path.exists():
+        return fail("config", title, f"{path} does not exist",
+                    "provision the gateway first: `sudo edge provision --gateway-id ... --compound-id ... "
+                    "--county-code ...` (installer guide §5), or pass the right file with -c"), None
     try:
         cfg = load_config(path)
     except ConfigError as exc:

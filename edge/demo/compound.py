@@ -147,6 +147,7 @@ class DemoCompound:
             "cameras": [
                 {"id": cid, "name": name, "url": self.cameras[cid].stream_url,
                  "snapshot_url": self.cameras[cid].snapshot_url, "detect_fps": round(min(5.0, 2.0 / speed), 3),
+                 "width": self.cameras[cid].scene.width, "height": self.cameras[cid].scene.height,
                  "offline_after_s": 30, "motion": {"recheck_s": 30}}
                 for cid, name in (("cam-lane", "3号楼消防通道"), ("cam-station-a", "A区垃圾投放点"),
                                   ("cam-gate", "北门"))],
@@ -193,7 +194,7 @@ class DemoCompound:
         lane = self.cameras["cam-lane"]
         steps = [
             (5, "card granted at the north gate", lambda: north.swipe(8165537, door=1)),
-            (10, "installer captures the clear-lane and clear-ground references", self.capture_references),
+            (0, "installer captures the clear-lane and clear-ground references", self.capture_references),
             (12, "unknown card denied at the north gate", lambda: north.swipe(1234567, door=2, granted=False)),
             (20, "OSDP card read at building 2", lambda: self.reader.card(90, 324)),
             (25, "bin a-kitchen filling up", lambda: self.scenarios["a-kitchen"].fill_to(96, over_s=150)),
@@ -211,7 +212,9 @@ class DemoCompound:
         try:
             for t, what, fn in steps:
                 await self.at(t)
-                fn()
+                r = fn()
+                if asyncio.iscoroutine(r):
+                    await r
                 self.note(what)
             await self.at(400)
             await self.uplink_outage(60)
@@ -219,15 +222,20 @@ class DemoCompound:
         finally:
             traffic.cancel()
 
-    def capture_references(self) -> None:
+    async def capture_references(self) -> None:
+        """What an installer does on site: "the lane / the ground is clear now" (both scenes start clear)."""
         analytics = self.ctx.services.get("analytics")
         if analytics is None:
             return
         for cam in ("cam-lane", "cam-station-a"):
-            try:
-                analytics.capture_reference(cam, by="installer", note="demo: zone is clear now")
-            except Exception as exc:  # no frame yet: the analytics says so; the demo goes on without clutter checks
-                log.warning("could not capture reference", extra={"camera": cam, "error": str(exc)})
+            for attempt in range(40):
+                try:
+                    analytics.capture_reference(cam, by="installer", note="demo: zone is clear now")
+                    break
+                except Exception as exc:  # no frame yet: wait for the camera, then give up with a log line
+                    if attempt == 39:
+                        log.warning("could not capture reference", extra={"camera": cam, "error": str(exc)})
+                    await asyncio.sleep(0.25)
 
     async def _traffic(self) -> None:
         """Residents coming and going: a card every ~15 simulated seconds."""

@@ -223,19 +223,17 @@ class DemoCompound:
             traffic.cancel()
 
     async def capture_references(self) -> None:
-        """What an installer does on site: "the lane / the ground is clear now" (both scenes start clear)."""
+        """What an installer does on site: "the lane / the ground is clear now". Both scenes open on the clear
+        view, so the demo hands the analytics that view (exactly what the camera shows at that moment)."""
         analytics = self.ctx.services.get("analytics")
         if analytics is None:
             return
         for cam in ("cam-lane", "cam-station-a"):
-            for attempt in range(40):
-                try:
-                    analytics.capture_reference(cam, by="installer", note="demo: zone is clear now")
-                    break
-                except Exception as exc:  # no frame yet: wait for the camera, then give up with a log line
-                    if attempt == 39:
-                        log.warning("could not capture reference", extra={"camera": cam, "error": str(exc)})
-                    await asyncio.sleep(0.25)
+            try:
+                analytics.capture_reference(cam, by="installer", frame=self.cameras[cam].scene.frames[0].copy(),
+                                            note="demo: zone is clear now")
+            except Exception as exc:  # refused (e.g. objects in the zone): the demo goes on without clutter checks
+                log.warning("could not capture reference", extra={"camera": cam, "error": str(exc)})
 
     async def _traffic(self) -> None:
         """Residents coming and going: a card every ~15 simulated seconds."""

@@ -139,7 +139,35 @@ class HaarCascade:
         q = rsum(sqf, base, 1, 1, self.w - 2, self.h - 2)
         nf = area * q - s * s
         nf = np.where(nf > 0, np.sqrt(np.maximum(nf, 0)), 1.0).astype(np.float32)
-        for st in self._offsets(stride):
+        stages = self._offsets(stride)
+        # early stages see almost every window: evaluate them on the whole grid with strided slices of the
+        # integral image (no gather), until few enough windows survive for per-window gathers to be cheaper
+        ny, nx = ys.shape
+        nf_grid = nf.reshape(ny, nx)
+        alive = np.ones((ny, nx), bool)
+        first = 0
+        for geo, wts, thr, lv, rv, sthr in self._stages:
+            if alive.mean() < 0.2:
+                break
+            total = np.zeros((ny, nx), np.float32)
+            for k in range(len(thr)):
+                val = np.zeros((ny, nx), np.float32)
+                for r in range(3):
+                    wt = wts[k, r]
+                    if wt == 0:
+                        continue
+                    x, y, w, h = (int(v) for v in geo[k, r])
+
+                    def at(dy, dx):
+                        return ii[y + dy: y + dy + (ny - 1) * step + 1: step, x + dx: x + dx + (nx - 1) * step + 1: step]
+
+                    val += wt * (at(0, 0) - at(0, w) - at(h, 0) + at(h, w)).astype(np.float32)
+                total += np.where(val < thr[k] * nf_grid, lv[k], rv[k])
+            alive &= total >= sthr
+            first += 1
+        keep = alive.ravel()
+        base, nf = base[keep], nf[keep]
+        for st in stages[first:]:
             if base.size == 0:
                 break
             offs, wts, thr, lv, rv, sthr = st

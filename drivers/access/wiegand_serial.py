@@ -71,9 +71,10 @@ class WiegandSerialDriver(Component):
         last_rx = time.monotonic()
         try:
             while True:
-                try:
-                    await asyncio.wait_for(readable.wait(), IDLE_FLUSH_S)
-                except asyncio.TimeoutError:
+                try:  # asyncio.timeout: wait_for can swallow a racing cancel on Python 3.11
+                    async with asyncio.timeout(IDLE_FLUSH_S):
+                        await readable.wait()
+                except TimeoutError:
                     if time.monotonic() - last_rx >= IDLE_FLUSH_S:
                         self._cards(ctx, self._parser.flush())
                     continue

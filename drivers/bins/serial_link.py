@@ -111,9 +111,10 @@ class SerialLink:
         if self._fd is None:
             raise PortLost(self.lost_reason or "port not open")
         self._data.clear()
-        try:
-            await asyncio.wait_for(self._data.wait(), timeout=max(0.0, timeout))
-        except asyncio.TimeoutError:
+        try:  # asyncio.timeout: wait_for can swallow a racing cancel on Python 3.11
+            async with asyncio.timeout(max(0.0, timeout)):
+                await self._data.wait()
+        except TimeoutError:
             return False
         if self._fd is None:
             raise PortLost(self.lost_reason or "port closed")

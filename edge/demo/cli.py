@@ -40,8 +40,9 @@ async def _run(args) -> dict:
         last: dict = {}
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), timeout=2.0)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(2.0):
+                    await stop.wait()
+            except TimeoutError:
                 pass
             line, last = demo.status_line(last)
             print("  " + line, file=out, flush=True)

@@ -52,6 +52,7 @@ class EventBus:
         self.dropped_pending = 0
         self.last_error: str | None = None
         self._writer: asyncio.Task | None = None
+        self._stopping = False
         self.by_kind: dict[str, int] = {}
 
     # ---- producer side ------------------------------------------------------------------------------
@@ -108,12 +109,15 @@ class EventBus:
     async def stop(self) -> None:
         """Flush everything pending to disk, let subscribers drain briefly, stop tasks."""
         if self._writer:
+            self._stopping = True
+            self._wake.set()
             self._writer.cancel()
             try:
                 await self._writer
             except asyncio.CancelledError:
                 pass
             self._writer = None
+            self._stopping = False
         await self.flush()
         for sub in self._subs:
             if sub.task:
@@ -160,10 +164,15 @@ class EventBus:
     async def _write_loop(self) -> None:
         backoff = self.interval
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that races its timeout,
+            # and then stop() would wait for this loop forever.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
+            if self._stopping:
+                return
             self._wake.clear()
             try:
                 await self.flush()

@@ -85,9 +85,10 @@ class SseHub:
         try:
             await resp.write(b"retry: 3000\nevent: hello\ndata: {}\n\n")
             while True:
-                try:
-                    item = await asyncio.wait_for(client.queue.get(), HEARTBEAT_S)
-                except asyncio.TimeoutError:
+                try:  # asyncio.timeout: wait_for can swallow a racing cancel on Python 3.11
+                    async with asyncio.timeout(HEARTBEAT_S):
+                        item = await client.queue.get()
+                except TimeoutError:
                     await resp.write(b": ping\n\n")
                     continue
                 if item is _CLOSE:

@@ -2,28 +2,15 @@
 from __future__ import annotations
 
 import json
-import sys
 
 
 def _status(args) -> int:
-    from pathlib import Path
-
-    from edge.config import ConfigError, load_config
-    from edge.store import Store
+    from edge.cli.common import load_config_or_exit, open_store_or_exit
 
     from . import outbox
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
-        return 2
-    db = Path(cfg.storage.path) / "edge.db"
-    if not db.exists():
-        print(f"no database at {db} yet (has the gateway run?)", file=sys.stderr)
-        return 1
-    store = Store(db)
+    cfg = load_config_or_exit(args.config)
+    store = open_store_or_exit(cfg)
     try:
         outbox.ensure_schema(store)
         st = outbox.stats(store)

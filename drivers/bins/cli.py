@@ -99,17 +99,12 @@ def _cmd_uart(args) -> int:
 
 
 def _cmd_bins(args) -> int:
-    from edge.config import ConfigError, load_config
+    from edge.cli.common import load_config_or_exit
     from edge.config.devices import ModbusLevelBus, UartLevelSensor
 
     from .probe import probe_device
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
-        return 2
+    cfg = load_config_or_exit(args.config)
     devices = [d for d in cfg.devices if isinstance(d, (ModbusLevelBus, UartLevelSensor))
                and (not args.device or d.id in args.device)]
     if not devices:

@@ -46,17 +46,12 @@ def _grab_frame(cam) -> "object":
 def _lane_reference(args) -> int:
     import cv2
 
-    from edge.config import ConfigError, load_config
+    from edge.cli.common import load_config_or_exit
     from edge.store import Store
 
     from . import clutter
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
-        return 2
+    cfg = load_config_or_exit(args.config)
     target = Path(args.camera_or_image)
     if target.is_file():
         if not args.camera:

@@ -41,16 +41,11 @@ def _config_reference(args) -> int:
 
 
 def _run(args) -> int:
-    from edge.config import ConfigError, load_config
+    from edge.cli.common import load_config_or_exit
     from edge.runtime import Gateway
     from edge.runtime.logs import setup_logging
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
-        return 2
+    cfg = load_config_or_exit(args.config)
     setup_logging(args.log_level or cfg.logging.level, cfg.logging.json_logs)
 
     async def main() -> None:
@@ -65,22 +60,10 @@ def _run(args) -> int:
 
 
 def _events(args) -> int:
-    from pathlib import Path
+    from edge.cli.common import load_config_or_exit, open_store_or_exit
 
-    from edge.config import ConfigError, load_config
-    from edge.store import Store
-
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
-        return 2
-    db = Path(cfg.storage.path) / "edge.db"
-    if not db.exists():
-        print(f"no database at {db} yet (has the gateway run?)", file=sys.stderr)
-        return 1
-    store = Store(db)
+    cfg = load_config_or_exit(args.config)
+    store = open_store_or_exit(cfg)
     for e in reversed(store.query_events(kind=args.kind, source=args.source, limit=args.limit)):
         print(e.to_json())
     store.close()

@@ -30,7 +30,7 @@ from edge.events import format_ts
 from edge.runtime.component import Component
 
 from . import outbox
-from .aio import ConnAck, ConnectFailed, MqttConnection, Will, publish_properties
+from .aio import ConnAck, ConnectFailed, FastProperties, MqttConnection, Will, _varint, publish_properties
 from .models import Status
 from .tls import TlsProblem, build_context, client_cert_facts
 from .topics import Topics
@@ -120,6 +120,7 @@ class Uplink(Component):
         self.port = u.port or (8883 if self.use_tls else 1883)
         self.budget_bytes = int(config.storage.outbox_budget_mb * 1024 * 1024)
         self._gw_json = json.dumps(g.id)
+        self._props_prefix: bytes | None = None
         self.ctx = ctx
         self.conn: MqttConnection | None = None
         self._registered = False
@@ -489,12 +490,24 @@ class Uplink(Component):
         return ('{"event":%s,"event_id":"%s","gateway_id":%s,"schema":1,"seq":%d}'
                 % (row.body, row.event_id, self._gw_json, row.seq)).encode()
 
+    def _row_properties(self, row: outbox.Row, resend: bool) -> FastProperties:
+        """Event PUBLISH properties; the constant part is encoded once (this runs for every event)."""
+        if self._props_prefix is None:
+            fixed = publish_properties(content_type="application/json", user=[("schema", "1")],
+                                       expiry_s=self.cfg.message_expiry_s or None).pack()
+            # strip the varint length of the template; it is recomputed below
+            i = 0
+            while fixed[i] & 0x80:
+                i += 1
+            self._props_prefix = fixed[i + 1:]
+        seq, eid = str(row.seq).encode(), row.event_id.encode()
+        body = (self._props_prefix + b"\x26\x00\x03seq" + len(seq).to_bytes(2, "big") + seq
+                + b"\x26\x00\x08event_id" + len(eid).to_bytes(2, "big") + eid
+                + (b"\x26\x00\x06resend\x00\x011" if resend else b""))
+        return FastProperties(_varint(len(body)) + body, "event properties")
+
     def _publish_row(self, conn: MqttConnection, row: outbox.Row, resend: bool) -> bool:
-        user = [("seq", str(row.seq)), ("event_id", row.event_id), ("schema", "1")]
-        if resend:
-            user.append(("resend", "1"))
-        props = publish_properties(content_type="application/json", user=user,
-                                   expiry_s=self.cfg.message_expiry_s or None)
+        props = self._row_properties(row, resend)
         rc, mid = conn.publish(self.topics.event(row.kind), self._envelope(row), 1, False, props)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._count_publish_error(rc)

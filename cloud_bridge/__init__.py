@@ -8,8 +8,11 @@ from __future__ import annotations
 def build_components(config, ctx):
     if config.uplink is None or not config.uplink.enabled:
         return []
-    from . import outbox  # noqa: F401  (registers the migration)
+    from . import outbox
     from .uplink import Uplink
+
+    # the gateway opened the store before importing plug-ins: apply our migration now, before the first event
+    outbox.ensure_schema(ctx.store)
 
     up = Uplink(config, ctx)
     ctx.services["uplink"] = up

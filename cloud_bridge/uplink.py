@@ -306,6 +306,7 @@ class Uplink(Component):
             conn.abort("uplink error")
             self.connected = False
             self.conn = None
+            self._drop_inflight()  # the component restarts: nothing in flight survives, all is still in SQLite
             raise
         feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)
@@ -318,7 +319,7 @@ class Uplink(Component):
         log.warning("uplink disconnected", extra={"reason": reason, "inflight_lost": self._rows_inflight})
         await self._session_lost()
 
-    async def _session_lost(self) -> None:
+    def _drop_inflight(self) -> tuple[list[int], list[int]]:
         lost_rows = [p.seq for p in self._inflight.values() if p.kind == "row"]
         lost_resend = sorted(p.seq for p in self._inflight.values() if p.kind == "resend")
         for p in self._inflight.values():
@@ -328,6 +329,10 @@ class Uplink(Component):
         self._inflight.clear()
         self._inflight_seqs.clear()
         self._rows_inflight = 0
+        return lost_rows, lost_resend
+
+    async def _session_lost(self) -> None:
+        lost_rows, lost_resend = self._drop_inflight()
         for s in reversed(lost_resend):
             self._resend.appendleft([s, s])
         self.c["retried"] += len(lost_rows)

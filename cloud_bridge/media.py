@@ -87,9 +87,10 @@ class MediaUploader:
             job = await store.call(outbox.next_media, store)
             if job is None:
                 self._kick.clear()
-                try:
-                    await asyncio.wait_for(self._kick.wait(), 5.0)
-                except asyncio.TimeoutError:
+                try:  # asyncio.timeout: wait_for can swallow a racing cancel on Python 3.11
+                    async with asyncio.timeout(5.0):
+                        await self._kick.wait()
+                except TimeoutError:
                     pass
                 continue
             row_id, event_id, seq, media_id = job

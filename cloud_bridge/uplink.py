@@ -443,9 +443,10 @@ class Uplink(Component):
     async def _wait(self, timeout: float | None) -> None:
         if self._kick.is_set():
             return
-        try:
-            await asyncio.wait_for(self._kick.wait(), timeout)
-        except asyncio.TimeoutError:
+        try:  # asyncio.timeout: on Python 3.11 wait_for can swallow a cancel racing its timeout (stop() hung)
+            async with asyncio.timeout(timeout):
+                await self._kick.wait()
+        except TimeoutError:
             pass
 
     async def _next_rows(self, store, k: int) -> tuple[list[outbox.Row], bool]:
@@ -653,9 +654,10 @@ class Uplink(Component):
     async def _maintenance_loop(self) -> None:
         last_forget = -1e18
         while True:
-            try:
-                await asyncio.wait_for(self._evict_evt.wait(), 10.0)
-            except asyncio.TimeoutError:
+            try:  # asyncio.timeout: wait_for can swallow a racing cancel on Python 3.11
+                async with asyncio.timeout(10.0):
+                    await self._evict_evt.wait()
+            except TimeoutError:
                 pass
             self._evict_evt.clear()
             try:

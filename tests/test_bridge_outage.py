@@ -91,7 +91,8 @@ async def test_backlog_20000_against_max_inflight_20_no_row_lost_on_failure_reas
             rt.emit(1000, kind="bin.level", source=f"bin-{i % 5}", payload={"bin": f"b{i % 5}", "fill_pct": 50})
             await asyncio.sleep(0)
         await wait_until(lambda: rt.ctx.bus.committed == 20_000, 30, "backlog committed")
-        assert not rt.uplink.connected and rt.uplink.c["connect_failures"] > 0
+        await wait_until(lambda: rt.uplink.c["connect_failures"] > 0, 10, "uplink refused while building backlog")
+        assert not rt.uplink.connected and rt.ctx.store.outbox_depth() == 20_000
         link.set("pass")
         up = rt.uplink
         await wait_until(lambda: up.connected, 10, "connect")

@@ -211,9 +211,11 @@ class MqttConnection:
         if self.receive_maximum:
             props.ReceiveMaximum = int(self.receive_maximum)
         try:
-            await asyncio.wait_for(self.loop.run_in_executor(
-                None, lambda: self.client.connect(self.host, self.port, self.keepalive, clean_start=self.clean_start,
-                                                  properties=props)), self.connect_timeout_s + 2)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel racing its timeout
+            async with asyncio.timeout(self.connect_timeout_s + 2):
+                await self.loop.run_in_executor(
+                    None, lambda: self.client.connect(self.host, self.port, self.keepalive,
+                                                      clean_start=self.clean_start, properties=props))
         except ssl.SSLCertVerificationError as exc:
             raise ConnectFailed(f"TLS: the broker's certificate was not accepted ({exc.verify_message}); "
                                 f"check tls.ca_file / tls.server_name") from None
@@ -225,8 +227,9 @@ class MqttConnection:
             raise ConnectFailed(f"cannot reach {self.host}:{self.port}: {exc or type(exc).__name__}") from None
         self._attach()
         try:
-            await asyncio.wait_for(asyncio.shield(self._connack_fut), self.connect_timeout_s)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.connect_timeout_s):
+                await asyncio.shield(self._connack_fut)
+        except TimeoutError:
             self.abort("no CONNACK")
             raise ConnectFailed(f"{self.host}:{self.port} accepted TCP but sent no CONNACK within "
                                 f"{self.connect_timeout_s:g}s") from None
@@ -333,8 +336,9 @@ class MqttConnection:
         except Exception:  # noqa: BLE001
             pass
         try:
-            await asyncio.wait_for(asyncio.shield(self.closed), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self.closed)
+        except TimeoutError:
             self.abort("disconnect timed out")
 
     def _detach(self) -> None:
@@ -384,7 +388,8 @@ class MqttConnection:
             raise ConnectFailed(f"subscribe failed: {mqtt.error_string(rc)}")
         fut = self.loop.create_future()
         self._pending_subs[mid] = fut
-        return await asyncio.wait_for(fut, self.connect_timeout_s)
+        async with asyncio.timeout(self.connect_timeout_s):
+            return await fut
 
     def ack(self, mid: int, qos: int = 1) -> None:
         if self._sock is not None:

@@ -57,7 +57,8 @@ class MediaUploader:
         fut = up.publish_aux(up.topics.media(media_id), data, props=props, label="media", want_ack=True)
         if fut is None:
             raise ConnectFailed("not connected")
-        await asyncio.wait_for(fut, 30)
+        async with asyncio.timeout(30):
+            await fut
 
     async def upload_snapshot(self, camera: str, jpeg: bytes) -> dict:
         from edge.privacy import PrivacyError

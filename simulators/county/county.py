@@ -387,7 +387,8 @@ class County:
         if not wait:
             return None
         try:
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                return await fut
         finally:
             self._reply_waiters.pop(corr.hex(), None)
 

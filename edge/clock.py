@@ -5,23 +5,24 @@ tests pass a FakeClock and advance it; production uses SystemClock.
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import heapq
 import itertools
 import time
 
 
-class Clock:
+class Clock(abc.ABC):
     """Interface: wall time (UTC epoch seconds), monotonic time and an awaitable sleep."""
 
-    def time(self) -> float:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def time(self) -> float: ...
 
-    def monotonic(self) -> float:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def monotonic(self) -> float: ...
 
-    async def sleep(self, seconds: float) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def sleep(self, seconds: float) -> None: ...
 
     def time_ms(self) -> int:
         return int(self.time() * 1000)

@@ -121,9 +121,9 @@ class CameraPipeline(Component):
 
     def _on_state(self, ctx, new: str, old: str, detail: dict, previous: str | None) -> None:
         info = self.capture.info
-        if new == "offline" and old == "connecting" and previous == "offline":
-            pass  # still offline since before the restart: that camera.offline is already in the store/outbox
-        elif new == "offline":
+        # A camera still offline since before a restart already has its camera.offline in the store/outbox.
+        still_offline = new == "offline" and old == "connecting" and previous == "offline"
+        if new == "offline" and not still_offline:
             ctx.emit_new("camera.offline", self.cam.id, {
                 "camera": self.cam.id, "reason": detail.get("reason"), "width": self.cam.width,
                 "height": self.cam.height})

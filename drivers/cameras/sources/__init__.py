@@ -15,6 +15,7 @@ the transport allows.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import urllib.parse
 from typing import TYPE_CHECKING
@@ -37,17 +38,17 @@ class SourceInfo:
     fps: float | None = None
 
 
-class Source:
+class Source(abc.ABC):
     kind = "source"
 
-    def open(self) -> SourceInfo:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def open(self) -> SourceInfo: ...
 
-    def grab(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def grab(self) -> None: ...
 
-    def retrieve(self) -> np.ndarray | None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def retrieve(self) -> np.ndarray | None: ...
 
     def close(self) -> None:
         pass

@@ -2,7 +2,7 @@
 `register_probe(probe_subparsers)` in drivers/<family>/cli.py."""
 from __future__ import annotations
 
-import importlib
+from edge.imports import import_if_present
 
 FAMILIES = ["drivers.access.cli", "drivers.bins.cli", "drivers.cameras.cli"]
 
@@ -12,12 +12,7 @@ def register_cli(sub) -> None:
     probe_sub = p.add_subparsers(dest="probe_command", metavar="WHAT")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     for name in FAMILIES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                continue
-            raise
+        module = import_if_present(name)
         register = getattr(module, "register_probe", None)
         if register:
             register(probe_sub)

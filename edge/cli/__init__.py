@@ -3,7 +3,7 @@ so every package adds its own commands without editing this file's logic."""
 from __future__ import annotations
 
 import argparse
-import importlib
+from edge.imports import import_if_present
 import sys
 
 CLI_MODULES = [
@@ -23,12 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Compound edge gateway")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in CLI_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                continue
-            raise
+        module = import_if_present(name)
         register = getattr(module, "register_cli", None)
         if register:
             register(sub)

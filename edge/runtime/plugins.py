@@ -6,7 +6,7 @@ means adding a module here, never editing the supervisor.
 """
 from __future__ import annotations
 
-import importlib
+from edge.imports import import_if_present
 import logging
 
 log = logging.getLogger("edge.plugins")
@@ -28,26 +28,18 @@ BUILDERS = [
 def import_all() -> None:
     """Import every plug-in module first, so their store migrations are registered before the store opens."""
     for name in BUILDERS:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                continue
-            raise
+        import_if_present(name)
 
 
 def build_all(config, ctx) -> list:
     components = []
     for name in BUILDERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                # Every module listed here ships with the gateway: a missing one is a broken install, not a choice.
-                log.error("gateway module is not installed; its devices/sinks will not run (reinstall the gateway)",
-                          extra={"module": name, "missing": exc.name})
-                continue
-            raise
+        module = import_if_present(name)
+        if module is None:
+            # Every module listed here ships with the gateway: a missing one is a broken install, not a choice.
+            log.error("gateway module is not installed; its devices/sinks will not run (reinstall the gateway)",
+                      extra={"module": name})
+            continue
         builder = getattr(module, "build_components", None)
         if builder is None:
             continue

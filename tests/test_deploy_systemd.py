@@ -173,7 +173,7 @@ def test_verify_reports_a_broken_unit(tmp_path):
     assert "notfy" in r.stderr  # our check treats any output as a failure
 
 
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb not installed")
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb not installed (it comes with dpkg on every Debian system)")
 def test_deb_package(tmp_path):
     r = subprocess.run(["bash", str(SYSTEMD / "build-deb.sh"), "--out", str(tmp_path), "--compress", "none"],
                        capture_output=True, text=True, timeout=120)

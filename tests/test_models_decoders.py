@@ -249,7 +249,8 @@ SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
 @pytest.mark.skipif(not (SHARED_MODELS / "nanodet_m_coco.onnx").is_file(),
-                    reason="candidate models only in /work/shared/models (not shipped)")
+                    reason="the other candidate models are not shipped; they exist only in the shared "
+                           "folder beside the checkout (../shared/models), which plain clones do not have")
 @pytest.mark.parametrize("name", ["nanodet_m_coco", "centernet_mobilenetv3_coco"])
 def test_real_candidate_models_decode(name):
     spec = importlib.util.spec_from_file_location(

@@ -420,12 +420,11 @@ async def test_device_tests_and_clear_lane_reference(h):
 
 
 async def test_poll_a_sensor_now_on_a_simulated_rs485_bus(tmp_path, monkeypatch):
-    sim_mod = pytest.importorskip("simulators.bins.modbus_sim")
+    import simulators.bins.modbus_sim as sim_mod
     from simulators.bins.scenario import BinScenario
     from edge.web import integrations
 
-    if integrations.probe_fn("modbus_level") is None:
-        pytest.skip("drivers.bins.probe not in this build")
+    assert integrations.probe_fn("modbus_level") is not None, "the console must find drivers.bins.probe"
     import time as _time
     sensors = [sim_mod.SimSensor(1, BinScenario(_time.monotonic, empty_mm=1200, full_mm=250).distance_to(300)),
                sim_mod.SimSensor(2, BinScenario(_time.monotonic, empty_mm=1200, full_mm=250).distance_to(1100))]

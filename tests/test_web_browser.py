@@ -21,10 +21,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 MAX_PNG = 195_000
 
-playwright_api = pytest.importorskip("playwright.async_api")
+import playwright.async_api as playwright_api  # noqa: E402  (a test extra: ./run test installs it)
+
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(CHROMIUM) and not shutil.which("chromium"),
-                                 reason="Debian chromium not installed")]
+                                 reason="Debian chromium is not installed (./run test installs it with apt-get)")]
 
 
 def save_png(png: bytes, name: str) -> None:

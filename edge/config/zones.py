@@ -5,7 +5,7 @@ import re
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from .base import Id, Strict
 

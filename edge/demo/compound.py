@@ -191,7 +191,6 @@ class DemoCompound:
     async def timeline(self) -> None:
         self.t0 = self.clock.monotonic()
         north, south = self.controllers
-        lane = self.cameras["cam-lane"]
         steps = [
             (5, "card granted at the north gate", lambda: north.swipe(8165537, door=1)),
             (0, "installer captures the clear-lane and clear-ground references", self.capture_references),
@@ -218,7 +217,6 @@ class DemoCompound:
                 self.note(what)
             await self.at(400)
             await self.uplink_outage(60)
-            del lane
         finally:
             traffic.cancel()
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import sqlite_utils
 
-from edge.events import Event, kind_spec
+from edge.events import Event
 from edge.events.kinds import KINDS
 
 from . import migrations
